@@ -1,0 +1,24 @@
+"""Thin entry points: the Official Account callback, the mini-program API, the staff API.
+
+Each area module exposes its blueprints; ``register_handlers`` wires them
+into an app.  Handlers parse, call services, and let the app's unit of work
+commit; they never call each other.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+
+def register_handlers(app: Flask, api: Api) -> None:
+    from . import health
+    from .admin_api import blueprints as admin_blueprints
+    from .api import blueprints as api_blueprints
+    from .wechat import blueprints as wechat_blueprints
+
+    app.register_blueprint(health.blp)
+    for blp in wechat_blueprints():
+        app.register_blueprint(blp)
+    for blp in api_blueprints() + admin_blueprints():
+        api.register_blueprint(blp)

@@ -1,0 +1,5 @@
+"""The Official Account callback (/wechat) and its bots."""
+
+
+def blueprints():
+    return []

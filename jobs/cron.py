@@ -1,0 +1,21 @@
+"""Recurring work, registered with RQ's cron scheduler (`unionhub scheduler`).
+
+Each entry is data: (function, queue, interval in seconds or cron string).
+Later areas add their sweeps here (deadline reminders, expiring returned
+applications, waiting-list confirmations, stuck deliveries).  Every job
+listed must be safe to run twice at once: two schedulers may be running.
+"""
+
+from __future__ import annotations
+
+from . import queues, system
+
+#: (job function, queue name, {"interval": seconds} or {"cron": "m h dom mon dow"})
+RECURRING: list[tuple] = [
+    (system.heartbeat, queues.DEFAULT, {"interval": 300}),
+]
+
+
+def register_all(scheduler) -> None:
+    for func, queue_name, when in RECURRING:
+        scheduler.register(func, queue_name=queue_name, **when)

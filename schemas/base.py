@@ -1,0 +1,78 @@
+"""The project's base Schema: unknown fields refused, messages in Chinese."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields
+
+# Chinese default messages for every field type the API uses.  Set once, here,
+# so that every schema built on ``Schema`` speaks to workers in their language.
+_FIELD_MESSAGES = {
+    fields.Field: {
+        "required": "此项为必填项",
+        "null": "此项不能为空",
+        "validator_failed": "内容不符合要求",
+    },
+    fields.String: {"invalid": "应为文本", "invalid_utf8": "文本编码不正确"},
+    fields.Integer: {"invalid": "应为整数", "too_large": "数值过大"},
+    fields.Float: {"invalid": "应为数字", "special": "应为有效数字"},
+    fields.Decimal: {"invalid": "应为数字", "special": "应为有效数字"},
+    fields.Boolean: {"invalid": "应为是或否（true/false）"},
+    fields.DateTime: {"invalid": "日期时间格式不正确，应如 2026-03-01T09:00:00+08:00", "invalid_awareness": "日期时间需带时区"},
+    fields.Date: {"invalid": "日期格式不正确，应如 2026-03-01"},
+    fields.List: {"invalid": "应为列表"},
+    fields.Dict: {"invalid": "应为对象"},
+    fields.Nested: {"type": "应为对象"},
+    fields.Email: {"invalid": "邮箱地址不正确"},
+    fields.URL: {"invalid": "网址不正确"},
+}
+for _cls, _messages in _FIELD_MESSAGES.items():
+    _cls.default_error_messages = {**_cls.default_error_messages, **_messages}
+
+# Validators used with Chinese messages.
+Length = ma.validate.Length
+Range = ma.validate.Range
+OneOf = ma.validate.OneOf
+
+
+def length(min: int | None = None, max: int | None = None) -> ma.validate.Length:
+    if min is not None and max is not None:
+        msg = f"长度应为{min}到{max}个字符"
+    elif max is not None:
+        msg = f"长度不能超过{max}个字符"
+    else:
+        msg = f"长度不能少于{min}个字符"
+    return ma.validate.Length(min=min, max=max, error=msg)
+
+
+def one_of(choices, labels=None) -> ma.validate.OneOf:
+    return ma.validate.OneOf(choices, labels=labels, error="取值不在允许范围内：{choices}")
+
+
+def value_range(min=None, max=None) -> ma.validate.Range:
+    if min is not None and max is not None:
+        msg = f"应在{min}到{max}之间"
+    elif min is not None:
+        msg = f"不能小于{min}"
+    else:
+        msg = f"不能大于{max}"
+    return ma.validate.Range(min=min, max=max, error=msg)
+
+
+class Schema(ma.Schema):
+    """Base for every schema: unknown fields are an error, not silently dropped."""
+
+    class Meta:
+        unknown = ma.RAISE
+        ordered = True
+
+    error_messages = {
+        "unknown": "不支持的字段",
+        "type": "请求内容应为 JSON 对象",
+    }
+
+
+class ErrorSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "stable machine-readable error code"})
+    message = fields.String(required=True, metadata={"description": "Chinese text for the user"})
+    errors = fields.Dict(metadata={"description": "field -> list of Chinese messages"})

@@ -1,0 +1,20 @@
+from marshmallow import fields
+
+from .base import Schema, one_of
+
+
+class OrgSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String(dump_only=True)
+    short_name = fields.String(dump_only=True, allow_none=True)
+    kind = fields.String(dump_only=True, metadata={"description": "city | district | enterprise"})
+    kind_label = fields.String(dump_only=True)
+    parent_id = fields.Integer(dump_only=True, allow_none=True)
+    employer_name = fields.String(dump_only=True, allow_none=True)
+    industry = fields.String(dump_only=True, allow_none=True)
+
+
+class OrgQuerySchema(Schema):
+    kind = fields.String(load_default=None, validate=one_of(["city", "district", "enterprise"]), metadata={"description": "city | district | enterprise"})
+    parent_id = fields.Integer(load_default=None)
+    q = fields.String(load_default=None, metadata={"description": "name contains"})

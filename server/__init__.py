@@ -1,0 +1,1 @@
+"""UnionHub server: app factory, configuration, models, services and the WeChat gateway."""

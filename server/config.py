@@ -1,0 +1,220 @@
+"""Settings, read from environment variables only.
+
+With no variable set, UnionHub runs on its embedded default: SQLite and an
+embedded Valkey server under ``instance/``, the WeChat simulator on
+127.0.0.1:5100, and development secrets generated once into
+``instance/dev-secrets.json`` (so that encrypted demo data stays readable
+across restarts).  With ``UNIONHUB_ENV=production`` every secret must be set
+explicitly; a missing one stops start-up with a clear message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+#: Every environment variable UnionHub reads, with its default and meaning.
+#: README.md's configuration table is generated from the same facts
+#: (``unionhub config --markdown``), so the two cannot drift apart.
+ENV_VARS: list[tuple[str, str, str]] = [
+    ("UNIONHUB_ENV", "development", "`development`, `test` or `production`; production refuses to start without every secret"),
+    ("UNIONHUB_INSTANCE_DIR", "./instance", "where the embedded default keeps SQLite, Valkey data, uploads and dev secrets"),
+    ("DATABASE_URL", "sqlite:///<instance>/unionhub.db", "SQLAlchemy URL; `postgresql://...` in production (psycopg 3 is used)"),
+    ("REDIS_URL", "embedded Valkey under <instance>/valkey", "Redis URL for RQ queues, the access-token cache, dedup keys and rate limits"),
+    ("SECRET_KEY", "generated into dev-secrets.json", "signs session and API tokens"),
+    ("ID_ENCRYPTION_KEY", "generated into dev-secrets.json", "Fernet key(s) for ID numbers at rest; several comma-separated keys rotate (first encrypts)"),
+    ("WECHAT_OA_APPID", "wx_sim_oa_appid", "Official Account appid"),
+    ("WECHAT_OA_SECRET", "sim-oa-secret", "Official Account app secret"),
+    ("WECHAT_OA_TOKEN", "unionhub-dev-token", "Official Account callback token (signature check)"),
+    ("WECHAT_OA_AES_KEY", "generated into dev-secrets.json", "43-character EncodingAESKey for compatible and safe mode"),
+    ("WECHAT_MP_APPID", "wx_sim_mp_appid", "mini-program appid"),
+    ("WECHAT_MP_SECRET", "sim-mp-secret", "mini-program app secret"),
+    ("WECHAT_API_BASE", "http://127.0.0.1:5100", "base URL of WeChat's API: the simulator in dev and tests, https://api.weixin.qq.com in production"),
+    ("WECOM_API_BASE", "same as WECHAT_API_BASE", "base URL of the WeCom group-bot webhook API (https://qyapi.weixin.qq.com in production)"),
+    ("WECHAT_HTTP_TIMEOUT", "5", "seconds before any call to WeChat gives up"),
+    ("WECHAT_CALLBACK_MAX_AGE", "300", "seconds a callback's timestamp may differ from now"),
+    ("WECHAT_CALLBACK_MAX_BYTES", "65536", "largest callback body accepted"),
+    ("UPLOAD_DIR", "<instance>/uploads", "where proof documents are stored (outside the web root)"),
+    ("UPLOAD_MAX_BYTES", "10485760", "largest accepted proof document"),
+    ("API_TOKEN_TTL", "604800", "seconds a mini-program login token lives"),
+    ("STAFF_TOKEN_TTL", "43200", "seconds a staff token lives"),
+    ("QUIET_HOURS", "21:30-08:00", "Asia/Shanghai hours in which non-urgent messages wait"),
+    ("LOG_LEVEL", "INFO", "Python logging level"),
+    ("SIMULATOR_CALLBACK_URL", "http://127.0.0.1:5000/wechat", "where the simulator's phone page posts pushes (the app's callback)"),
+]
+
+PRODUCTION_REQUIRED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "ID_ENCRYPTION_KEY",
+    "WECHAT_OA_APPID",
+    "WECHAT_OA_SECRET",
+    "WECHAT_OA_TOKEN",
+    "WECHAT_OA_AES_KEY",
+    "WECHAT_MP_APPID",
+    "WECHAT_MP_SECRET",
+)
+
+
+class ConfigError(RuntimeError):
+    """Raised for a configuration that cannot work; the CLI prints it on one line."""
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _dev_secrets(instance_dir: Path) -> dict[str, str]:
+    """Secrets for the embedded default, generated once and kept in instance/."""
+    path = instance_dir / "dev-secrets.json"
+    data: dict[str, str] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            data = {}
+    changed = False
+    wanted = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(48),
+        "ID_ENCRYPTION_KEY": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "WECHAT_OA_AES_KEY": lambda: base64.b64encode(os.urandom(32)).decode()[:43],
+    }
+    for key, make in wanted.items():
+        if not data.get(key):
+            data[key] = make()
+            changed = True
+    if changed:
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+    return data
+
+
+@dataclass
+class Config:
+    ENV: str = "development"
+    INSTANCE_DIR: Path = field(default_factory=lambda: Path("instance").resolve())
+    DATABASE_URL: str = ""
+    REDIS_URL: str | None = None
+    SECRET_KEY: str = ""
+    ID_ENCRYPTION_KEY: str = ""
+    WECHAT_OA_APPID: str = "wx_sim_oa_appid"
+    WECHAT_OA_SECRET: str = "sim-oa-secret"
+    WECHAT_OA_TOKEN: str = "unionhub-dev-token"
+    WECHAT_OA_AES_KEY: str = ""
+    WECHAT_MP_APPID: str = "wx_sim_mp_appid"
+    WECHAT_MP_SECRET: str = "sim-mp-secret"
+    WECHAT_API_BASE: str = "http://127.0.0.1:5100"
+    WECOM_API_BASE: str = ""
+    WECHAT_HTTP_TIMEOUT: int = 5
+    WECHAT_CALLBACK_MAX_AGE: int = 300
+    WECHAT_CALLBACK_MAX_BYTES: int = 65536
+    UPLOAD_DIR: Path = field(default_factory=lambda: Path("instance/uploads").resolve())
+    UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
+    API_TOKEN_TTL: int = 7 * 24 * 3600
+    STAFF_TOKEN_TTL: int = 12 * 3600
+    QUIET_HOURS: str = "21:30-08:00"
+    LOG_LEVEL: str = "INFO"
+    SIMULATOR_CALLBACK_URL: str = "http://127.0.0.1:5000/wechat"
+    TESTING: bool = False
+
+    @property
+    def is_production(self) -> bool:
+        return self.ENV == "production"
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return not self.REDIS_URL
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
+        env = dict(os.environ if environ is None else environ)
+        mode = env.get("UNIONHUB_ENV", "development").strip() or "development"
+        if mode not in ("development", "test", "production"):
+            raise ConfigError(f"UNIONHUB_ENV must be development, test or production, got {mode!r}")
+        if mode == "production":
+            missing = [name for name in PRODUCTION_REQUIRED if not env.get(name)]
+            if missing:
+                raise ConfigError(
+                    "production mode needs these environment variables set: " + ", ".join(missing)
+                )
+        instance_dir = Path(env.get("UNIONHUB_INSTANCE_DIR") or "instance").resolve()
+        generated: dict[str, str] = {}
+        if mode != "production" and not all(
+            env.get(k) for k in ("SECRET_KEY", "ID_ENCRYPTION_KEY", "WECHAT_OA_AES_KEY")
+        ):
+            generated = _dev_secrets(instance_dir)
+
+        def pick(name: str, default: str = "") -> str:
+            value = env.get(name)
+            if value:
+                return value
+            return generated.get(name, default)
+
+        cfg = cls(
+            ENV=mode,
+            INSTANCE_DIR=instance_dir,
+            DATABASE_URL=env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'unionhub.db'}",
+            REDIS_URL=env.get("REDIS_URL") or None,
+            SECRET_KEY=pick("SECRET_KEY"),
+            ID_ENCRYPTION_KEY=pick("ID_ENCRYPTION_KEY"),
+            WECHAT_OA_APPID=pick("WECHAT_OA_APPID", cls.WECHAT_OA_APPID),
+            WECHAT_OA_SECRET=pick("WECHAT_OA_SECRET", cls.WECHAT_OA_SECRET),
+            WECHAT_OA_TOKEN=pick("WECHAT_OA_TOKEN", cls.WECHAT_OA_TOKEN),
+            WECHAT_OA_AES_KEY=pick("WECHAT_OA_AES_KEY"),
+            WECHAT_MP_APPID=pick("WECHAT_MP_APPID", cls.WECHAT_MP_APPID),
+            WECHAT_MP_SECRET=pick("WECHAT_MP_SECRET", cls.WECHAT_MP_SECRET),
+            WECHAT_API_BASE=(env.get("WECHAT_API_BASE") or cls.WECHAT_API_BASE).rstrip("/"),
+            WECOM_API_BASE=(env.get("WECOM_API_BASE") or env.get("WECHAT_API_BASE") or cls.WECHAT_API_BASE).rstrip("/"),
+            WECHAT_HTTP_TIMEOUT=_int(env, "WECHAT_HTTP_TIMEOUT", 5),
+            WECHAT_CALLBACK_MAX_AGE=_int(env, "WECHAT_CALLBACK_MAX_AGE", 300),
+            WECHAT_CALLBACK_MAX_BYTES=_int(env, "WECHAT_CALLBACK_MAX_BYTES", 65536),
+            UPLOAD_DIR=Path(env.get("UPLOAD_DIR") or instance_dir / "uploads").resolve(),
+            UPLOAD_MAX_BYTES=_int(env, "UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
+            API_TOKEN_TTL=_int(env, "API_TOKEN_TTL", 7 * 24 * 3600),
+            STAFF_TOKEN_TTL=_int(env, "STAFF_TOKEN_TTL", 12 * 3600),
+            QUIET_HOURS=env.get("QUIET_HOURS") or "21:30-08:00",
+            LOG_LEVEL=(env.get("LOG_LEVEL") or "INFO").upper(),
+            SIMULATOR_CALLBACK_URL=env.get("SIMULATOR_CALLBACK_URL") or cls.SIMULATOR_CALLBACK_URL,
+            TESTING=mode == "test",
+        )
+        for key, value in overrides.items():
+            if not hasattr(cfg, key):
+                raise ConfigError(f"unknown setting {key}")
+            setattr(cfg, key, value)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if len(self.WECHAT_OA_AES_KEY) != 43:
+            raise ConfigError("WECHAT_OA_AES_KEY must be the 43-character EncodingAESKey")
+        if not self.ID_ENCRYPTION_KEY:
+            raise ConfigError("ID_ENCRYPTION_KEY is empty")
+        if self.DATABASE_URL.startswith("postgres://"):
+            # Heroku-style URLs: SQLAlchemy 2 wants the full dialect name.
+            self.DATABASE_URL = "postgresql://" + self.DATABASE_URL[len("postgres://"):]
+        if self.DATABASE_URL.startswith("postgresql://"):
+            self.DATABASE_URL = "postgresql+psycopg://" + self.DATABASE_URL[len("postgresql://"):]
+        start, _, end = self.QUIET_HOURS.partition("-")
+        for part in (start, end):
+            hh, _, mm = part.partition(":")
+            if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+                raise ConfigError(f"QUIET_HOURS must look like 21:30-08:00, got {self.QUIET_HOURS!r}")
+
+    def as_flask(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["SECRET_KEY"] = self.SECRET_KEY
+        return out

@@ -1,0 +1,141 @@
+"""One JSON error shape for every API.
+
+    {"code": "quota_full", "message": "名额已满", "errors": {...}}
+
+``code`` is a stable machine-readable string, ``message`` is Chinese text the
+mini-program can show as it is, ``errors`` carries field details when
+validation fails.  Services raise :class:`ServiceError` (no HTTP in them);
+handlers let it propagate and this module turns it into a response.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("unionhub.errors")
+
+
+class ServiceError(Exception):
+    """A business rule said no.  Carries its code, Chinese message and HTTP status."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, status: int | None = None, errors: dict | None = None, **extra):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.errors = errors
+        self.extra = extra
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        if self.errors:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+
+class NotFound(ServiceError):
+    status = 404
+
+    def __init__(self, message: str = "找不到该记录", code: str = "not_found", **kw):
+        super().__init__(code, message, **kw)
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class Forbidden(ServiceError):
+    status = 403
+
+    def __init__(self, message: str = "无权访问该记录", code: str = "forbidden", **kw):
+        super().__init__(code, message, **kw)
+
+
+class Unauthorized(ServiceError):
+    status = 401
+
+    def __init__(self, message: str = "请先登录", code: str = "unauthorized", **kw):
+        super().__init__(code, message, **kw)
+
+
+# Chinese messages for the HTTP errors Flask or werkzeug raise on their own.
+HTTP_MESSAGES = {
+    400: ("bad_request", "请求格式不正确"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "无权进行此操作"),
+    404: ("not_found", "请求的地址不存在"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    409: ("conflict", "当前状态不允许此操作"),
+    413: ("payload_too_large", "上传内容过大"),
+    415: ("unsupported_media_type", "不支持的内容类型"),
+    422: ("validation_error", "提交的信息有误，请检查后重试"),
+    429: ("too_many_requests", "操作过于频繁，请稍后再试"),
+    500: ("internal_error", "服务器开小差了，请稍后再试"),
+    503: ("unavailable", "服务暂时不可用，请稍后再试"),
+}
+
+
+def error_response(status: int, code: str | None = None, message: str | None = None, errors=None, **extra):
+    default_code, default_message = HTTP_MESSAGES.get(status, ("error", "请求失败"))
+    body = {"code": code or default_code, "message": message or default_message}
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _flatten_marshmallow(messages) -> dict:
+    """flask-smorest puts validation messages under the location (json, query...)."""
+    if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "files", "headers", "path", "view_args", "cookies"}:
+        merged: dict = {}
+        for part in messages.values():
+            if isinstance(part, dict):
+                merged.update(part)
+        return merged
+    return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError):
+        response = jsonify(exc.to_dict())
+        response.status_code = exc.status
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        if status == 422:
+            messages = getattr(exc, "data", {}).get("messages", {}) if hasattr(exc, "data") else {}
+            return error_response(422, errors=_flatten_marshmallow(messages))
+        if status == 405:
+            response = error_response(405)
+            allowed = exc.get_response().headers.get("Allow")
+            if allowed:
+                response.headers["Allow"] = allowed
+            return response
+        if status == 413:
+            return error_response(413)
+        if status == 429:
+            response = error_response(429)
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after:
+                response.headers["Retry-After"] = str(retry_after)
+            return response
+        code, message = HTTP_MESSAGES.get(status, ("error", "请求失败"))
+        custom = getattr(exc, "data", None) or {}
+        return error_response(status, custom.get("code", code), custom.get("message", message), custom.get("errors"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500)

@@ -1,0 +1,359 @@
+"""The only code that talks to WeChat: wechatpy clients bound to the configured API base.
+
+* :class:`GatewayClient` is a ``wechatpy.WeChatClient`` whose every URL on
+  ``https://api.weixin.qq.com`` is rewritten to ``WECHAT_API_BASE``, whose
+  HTTP goes through one pooled ``requests.Session`` per process with the
+  ``WECHAT_HTTP_TIMEOUT``, and whose access token lives in Redis, shared
+  by all processes (:class:`TokenStore`).
+* Every failure surfaces as :class:`~server.wechat.errors.WeChatAPIError`
+  with ``kind`` permanent / transient / token.  A rejected token
+  (40001/40014/42001) is invalidated and refreshed once and the call
+  retried once; wechatpy's own ``auto_retry`` is off.
+* The module functions (``send_template``, ``jscode2session`` ...) are what
+  services and jobs call; they need an app context.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import requests
+from flask import current_app
+from requests.adapters import HTTPAdapter
+from wechatpy import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+
+from .errors import WeChatAPIError, classify
+
+__all__ = [
+    "WeChatAPIError", "classify", "GatewayClient", "TokenStore", "oa_client", "mp_client", "http_session",
+    "jscode2session", "wecom_webhook_send", "send_custom_text", "send_template", "send_mp_subscribe",
+    "get_user_info", "create_menu", "create_qrcode", "msg_sec_check", "get_wxacode_unlimited",
+]
+
+log = logging.getLogger("unionhub.wechat")
+
+WECHAT_API_HOST = "https://api.weixin.qq.com"
+TOKEN_KEY = "unionhub:wechat:token:{appid}"
+LOCK_KEY = "unionhub:wechat:token-lock:{appid}"
+TOKEN_MARGIN = 300  # seconds a token is dropped from the cache before WeChat expires it
+POLL_INTERVAL = 0.05
+#: Endpoints called with credentials or a ticket rather than an access token.
+NO_TOKEN_PATHS = frozenset({"/cgi-bin/token", "/cgi-bin/stable_token", "/sns/jscode2session", "/cgi-bin/showqrcode"})
+
+# Delete a key only while it still holds the given value (lock release, token invalidation).
+_DELETE_IF_EQUAL = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+_http_lock = threading.Lock()
+_http: tuple[int, requests.Session] | None = None
+
+
+def http_session() -> requests.Session:
+    """The process's pooled session (recreated after a fork, so workers never share sockets)."""
+    global _http
+    current = _http
+    if current is not None and current[0] == os.getpid():
+        return current[1]
+    with _http_lock:
+        if _http is None or _http[0] != os.getpid():
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            _http = (os.getpid(), session)
+        return _http[1]
+
+
+def _error_from_http(res: requests.Response, body) -> WeChatAPIError:
+    errcode = body.get("errcode") if isinstance(body, dict) else None
+    errmsg = body.get("errmsg") if isinstance(body, dict) else None
+    status = res.status_code
+    if status >= 500 or status in (408, 429):
+        kind = "transient"
+    else:
+        kind = classify(int(errcode)) if errcode is not None else "permanent"
+    return WeChatAPIError(None if errcode is None else int(errcode), errmsg or f"HTTP {status}", kind=kind,
+                          http_status=status)
+
+
+def parse_response(res: requests.Response):
+    """A JSON answer as a dict (raising for a non-zero errcode), else the response itself (images)."""
+    body = None
+    if not res.headers.get("Content-Type", "").startswith("image/"):
+        try:
+            body = json.loads(res.content.decode("utf-8", "ignore"), strict=False)
+        except ValueError:
+            body = None
+    if res.status_code >= 400:
+        raise _error_from_http(res, body)
+    if not isinstance(body, dict):
+        return res
+    errcode = body.get("errcode")
+    if errcode not in (None, 0, "0"):
+        raise WeChatAPIError(int(errcode), body.get("errmsg"))
+    return body
+
+
+def _send(method: str, url: str, timeout: float, **kwargs):
+    try:
+        res = http_session().request(method, url, timeout=timeout, **kwargs)
+    except requests.RequestException as exc:
+        raise WeChatAPIError(None, f"{type(exc).__name__}: {exc}") from exc
+    return parse_response(res)
+
+
+# -- access tokens -------------------------------------------------------------------------------
+
+class TokenStore:
+    """One app's access token in Redis, refreshed by one process at a time under a Redis lock."""
+
+    def __init__(self, redis, appid: str, fetch, wait_seconds: float):
+        self.redis = redis
+        self.key = TOKEN_KEY.format(appid=appid)
+        self.lock_key = LOCK_KEY.format(appid=appid)
+        self.fetch = fetch  # fetch(force: bool) -> {"access_token", "expires_in"}
+        self.wait_seconds = wait_seconds
+
+    def cached(self) -> str | None:
+        value = self.redis.get(self.key)
+        return value.decode() if value else None
+
+    def get(self) -> str:
+        return self.cached() or self.refresh()
+
+    def invalidate(self, token: str) -> None:
+        """Drop the cached token, but only if it is still the one that failed."""
+        self.redis.eval(_DELETE_IF_EQUAL, 1, self.key, token)
+
+    def refresh(self, stale: str | None = None) -> str:
+        """A token other than ``stale``: fetch it under the lock, or wait for whoever holds the lock."""
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            if self.redis.set(self.lock_key, owner, nx=True, px=int(self.wait_seconds * 1000)):
+                try:
+                    current = self.cached()
+                    if current and current != stale:
+                        return current
+                    return self._fetch_and_store(stale)
+                finally:
+                    self.redis.eval(_DELETE_IF_EQUAL, 1, self.lock_key, owner)
+            time.sleep(POLL_INTERVAL)
+            current = self.cached()
+            if current and current != stale:
+                return current
+            if time.monotonic() > deadline:
+                raise WeChatAPIError(None, "timed out waiting for another process to refresh the access token")
+
+    def _fetch_and_store(self, stale: str | None) -> str:
+        result = self.fetch(False)
+        if stale and result["access_token"] == stale:
+            # WeChat still calls the token valid but an API just refused it: ask for a new one.
+            result = self.fetch(True)
+        token, expires_in = result["access_token"], int(result.get("expires_in") or 7200)
+        ttl = expires_in - TOKEN_MARGIN if expires_in > 2 * TOKEN_MARGIN else max(expires_in // 2, 1)
+        self.redis.set(self.key, token, ex=ttl)
+        log.info("fetched a new access token (expires in %ss, cached %ss)", expires_in, ttl)
+        return token
+
+
+# -- the client ----------------------------------------------------------------------------------
+
+class GatewayClient(WeChatClient):
+    """``WeChatClient`` on a configurable API base, with the shared Redis token and one retry on 40001/42001."""
+
+    def __init__(self, appid: str, secret: str, *, api_base: str, redis, timeout: float):
+        super().__init__(appid, secret, timeout=timeout, auto_retry=False)
+        self.api_base = api_base.rstrip("/")
+        self.tokens = TokenStore(redis, appid, self._fetch_stable_token, wait_seconds=max(3.0, timeout + 2))
+
+    # wechatpy's __init__ assigns its own session; every request uses the pooled one instead.
+    @property
+    def _http(self) -> requests.Session:
+        return http_session()
+
+    @_http.setter
+    def _http(self, _value) -> None:
+        pass
+
+    def rewrite(self, url: str) -> str:
+        if url.startswith(WECHAT_API_HOST):
+            return self.api_base + url[len(WECHAT_API_HOST):]
+        return url
+
+    @property
+    def access_token(self) -> str:
+        return self.tokens.get()
+
+    def fetch_access_token(self) -> dict:
+        token = self.tokens.refresh(stale=self.tokens.cached())
+        return {"access_token": token}
+
+    def _fetch_stable_token(self, force: bool) -> dict:
+        body = {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret, "force_refresh": force}
+        return _send("post", self.rewrite(WECHAT_API_HOST + "/cgi-bin/stable_token"), self.timeout,
+                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+
+    def _request(self, method, url_or_endpoint, **kwargs):
+        base = kwargs.pop("api_base_url", None) or self.API_BASE_URL
+        url = url_or_endpoint if url_or_endpoint.startswith(("http://", "https://")) else base + url_or_endpoint
+        url = self.rewrite(url)
+        result_processor = kwargs.pop("result_processor", None)
+        params = dict(kwargs.pop("params", None) or {})
+        if isinstance(kwargs.get("data"), dict):
+            kwargs["data"] = json.dumps(kwargs["data"], ensure_ascii=False).encode("utf-8")
+            kwargs["headers"] = {"Content-Type": "application/json", **(kwargs.get("headers") or {})}
+        timeout = kwargs.pop("timeout", None) or self.timeout
+        managed = "access_token" not in params and urlsplit(url).path not in NO_TOKEN_PATHS
+        for attempt in (1, 2):
+            if managed:
+                params["access_token"] = token = self.access_token
+            try:
+                result = _send(method, url, timeout, params=params, **kwargs)
+            except WeChatAPIError as exc:
+                if exc.kind != "token" or not managed or attempt == 2:
+                    raise
+                log.info("access token refused (%s), refreshing once", exc.errcode)
+                self.tokens.invalidate(token)
+                self.tokens.refresh(stale=token)
+                continue
+            return result_processor(result) if result_processor and isinstance(result, dict) else result
+
+
+# -- configured clients --------------------------------------------------------------------------
+
+_clients: dict[tuple, GatewayClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(appid: str, secret: str) -> GatewayClient:
+    ext = current_app.extensions["unionhub"]
+    config, redis = ext["config"], ext["redis"]
+    key = (appid, secret, config.WECHAT_API_BASE, config.WECHAT_HTTP_TIMEOUT, redis)
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.setdefault(key, GatewayClient(
+                appid, secret, api_base=config.WECHAT_API_BASE, redis=redis, timeout=config.WECHAT_HTTP_TIMEOUT))
+    return client
+
+
+def _config():
+    return current_app.extensions["unionhub"]["config"]
+
+
+def oa_client() -> GatewayClient:
+    """The Official Account's client (one per configuration and process)."""
+    config = _config()
+    return _client(config.WECHAT_OA_APPID, config.WECHAT_OA_SECRET)
+
+
+def mp_client() -> GatewayClient:
+    """The mini-program's client (one per configuration and process)."""
+    config = _config()
+    return _client(config.WECHAT_MP_APPID, config.WECHAT_MP_SECRET)
+
+
+@contextmanager
+def _one_error_type():
+    """Turn whatever wechatpy or requests might still raise into WeChatAPIError."""
+    try:
+        yield
+    except WeChatClientException as exc:
+        raise WeChatAPIError(exc.errcode if isinstance(exc.errcode, int) else None, str(exc.errmsg)) from exc
+    except requests.RequestException as exc:
+        raise WeChatAPIError(None, f"{type(exc).__name__}: {exc}") from exc
+
+
+# -- what the rest of UnionHub calls -------------------------------------------------------------
+
+def jscode2session(code: str) -> dict:
+    """Exchange a wx.login code: ``{"openid", "session_key", "unionid"?}``."""
+    with _one_error_type():
+        return mp_client().wxa.code_to_session(code)
+
+
+def wecom_webhook_send(key: str, payload: dict) -> dict:
+    """Post ``payload`` (``{"msgtype": "text", "text": {...}}``) to a WeCom group bot."""
+    config = _config()
+    return _send("post", config.WECOM_API_BASE + "/cgi-bin/webhook/send", config.WECHAT_HTTP_TIMEOUT,
+                 params={"key": key}, data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+                 headers={"Content-Type": "application/json"})
+
+
+def _message_data(data: dict) -> dict:
+    """Accept ``{"thing1": "text"}`` as shorthand for ``{"thing1": {"value": "text"}}``."""
+    return {k: v if isinstance(v, dict) else {"value": v} for k, v in data.items()}
+
+
+def send_custom_text(openid: str, content: str) -> dict:
+    with _one_error_type():
+        return oa_client().message.send_text(openid, content)
+
+
+def send_template(openid: str, template_id: str, data: dict, url: str | None = None,
+                  miniprogram: dict | None = None) -> dict:
+    """An OA template message; answers ``{"msgid": ...}``."""
+    with _one_error_type():
+        return oa_client().message.send_template(openid, template_id, _message_data(data), url=url,
+                                                 mini_program=miniprogram)
+
+
+def send_mp_subscribe(openid: str, template_id: str, data: dict, page: str | None = None,
+                      miniprogram_state: str | None = None, lang: str = "zh_CN") -> dict:
+    """A mini-program subscribe message (one consent per message); 43101 when the user has none."""
+    body = {"touser": openid, "template_id": template_id, "data": _message_data(data), "lang": lang}
+    if page:
+        body["page"] = page
+    if miniprogram_state:
+        body["miniprogram_state"] = miniprogram_state
+    with _one_error_type():
+        return mp_client().post("message/subscribe/send", data=body)
+
+
+def get_user_info(openid: str) -> dict:
+    """The OA's ``user/info``: subscribe (0/1), unionid, tagid_list ..."""
+    with _one_error_type():
+        return oa_client().user.get(openid)
+
+
+def create_menu(menu: dict) -> dict:
+    with _one_error_type():
+        return oa_client().menu.create(menu)
+
+
+def create_qrcode(scene_str: str, expire_seconds: int | None = None) -> dict:
+    """A parametric OA QR code: permanent (QR_LIMIT_STR_SCENE) unless ``expire_seconds`` is given."""
+    body: dict = {"action_info": {"scene": {"scene_str": scene_str}}}
+    if expire_seconds is None:
+        body["action_name"] = "QR_LIMIT_STR_SCENE"
+    else:
+        body.update(action_name="QR_STR_SCENE", expire_seconds=int(expire_seconds))
+    with _one_error_type():
+        return oa_client().qrcode.create(body)
+
+
+def msg_sec_check(openid: str, content: str, scene: int = 2) -> dict:
+    """Content security v2; ``result["result"]["suggest"]`` is pass, review or risky."""
+    body = {"openid": openid, "scene": scene, "version": 2, "content": content}
+    with _one_error_type():
+        return mp_client().post("https://api.weixin.qq.com/wxa/msg_sec_check", data=body)
+
+
+def get_wxacode_unlimited(scene: str, page: str | None = None, width: int = 430) -> bytes:
+    """A mini-program code image (PNG bytes) for ``scene`` (at most 32 characters)."""
+    with _one_error_type():
+        res = mp_client().wxa.get_wxa_code_unlimited(scene, width=width, page=page)
+    if isinstance(res, dict):
+        raise WeChatAPIError(None, "expected an image, got JSON", kind="permanent")
+    return res.content

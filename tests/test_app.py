@@ -1,0 +1,130 @@
+"""The app factory, the error shape, health checks, the OpenAPI document and the unit of work."""
+
+import pytest
+from sqlalchemy import func, select
+
+from server.extensions import after_commit, db
+from server.models import Organisation
+from server.services.orgs import create_org
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    body = client.get("/readyz").get_json()
+    assert body == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_readyz_reports_an_unreachable_redis(app, client, monkeypatch):
+    from redis import Redis
+
+    broken = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    monkeypatch.setitem(app.extensions["unionhub"], "redis", broken)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["redis"].startswith("error")
+    assert body["code"] == "unavailable" and body["message"]
+
+
+def test_openapi_document_and_docs_page(client):
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["info"]["title"] == "UnionHub API"
+    assert "/api/v1/orgs" in spec["paths"]
+    page = client.get("/api/docs/")
+    assert page.status_code == 200
+    assert b"swagger-ui" in page.data
+    # The docs are served locally: no CDN.
+    assert b"cdn" not in page.data.lower() and b"unpkg" not in page.data.lower()
+    assert client.get("/api/docs/swagger-ui-bundle.js").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "method,path,status,code",
+    [
+        ("get", "/api/v1/nowhere", 404, "not_found"),
+        ("delete", "/api/v1/orgs", 405, "method_not_allowed"),
+        ("get", "/api/v1/orgs?kind=planet", 422, "validation_error"),
+    ],
+)
+def test_one_error_shape(client, method, path, status, code):
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    body = response.get_json()
+    assert body["code"] == code
+    assert body["message"] and all(ord(ch) < 128 for ch in body["code"])
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["message"]), "message must be Chinese"
+
+
+def test_validation_errors_name_the_field_in_chinese(client):
+    body = client.get("/api/v1/orgs?kind=planet").get_json()
+    assert "kind" in body["errors"]
+    assert "取值不在允许范围内" in body["errors"]["kind"][0]
+    # Query strings tolerate extra parameters (mini-programs add cache busters);
+    # request bodies do not: the base Schema refuses unknown fields.
+    assert client.get("/api/v1/orgs?_t=123").status_code == 200
+    from marshmallow import ValidationError, fields
+
+    from schemas import Schema
+
+    class Probe(Schema):
+        name = fields.String(required=True)
+
+    try:
+        Probe().load({"nmae": "x"})
+    except ValidationError as err:
+        assert err.messages == {"nmae": ["不支持的字段"], "name": ["此项为必填项"]}
+    else:
+        raise AssertionError("unknown field accepted")
+
+
+def test_orgs_list_filters(client):
+    city = create_org(name="测试市总工会", kind="city")
+    district = create_org(name="测试区总工会", kind="district", parent=city)
+    create_org(name="测试机械厂工会", kind="enterprise", parent=district, employer_name="测试机械厂")
+    db.commit()
+    everything = client.get("/api/v1/orgs").get_json()
+    assert [o["name"] for o in everything] == ["测试市总工会", "测试区总工会", "测试机械厂工会"]
+    enterprises = client.get("/api/v1/orgs?kind=enterprise").get_json()
+    assert len(enterprises) == 1 and enterprises[0]["kind_label"] == "企业工会"
+    assert enterprises[0]["employer_name"] == "测试机械厂"
+    assert client.get(f"/api/v1/orgs?parent_id={city.id}").get_json()[0]["name"] == "测试区总工会"
+
+
+def test_unexpected_error_is_a_json_500_and_rolls_back(client, monkeypatch):
+    from server.services import orgs as org_service
+
+    def boom(**_):
+        db.add(Organisation(name="不应保存", kind="city", path="/x/"))
+        db.flush()
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(org_service, "list_orgs", boom)
+    response = client.get("/api/v1/orgs")
+    assert response.status_code == 500
+    assert response.get_json()["code"] == "internal_error"
+    assert db.scalar(select(func.count()).select_from(Organisation)) == 0
+
+
+def test_after_commit_actions_run_only_on_commit():
+    ran = []
+    after_commit(db(), ran.append, "committed")
+    db.rollback()
+    assert ran == []
+    after_commit(db(), ran.append, "committed")
+    db.commit()
+    assert ran == ["committed"]
+
+
+def test_org_paths_make_subtrees():
+    from server.services.orgs import subtree_ids
+
+    city = create_org(name="甲市总工会", kind="city")
+    d1 = create_org(name="甲市一区总工会", kind="district", parent=city)
+    d2 = create_org(name="甲市二区总工会", kind="district", parent=city)
+    e1 = create_org(name="一区企业工会", kind="enterprise", parent=d1)
+    assert e1.path == f"/{city.id}/{d1.id}/{e1.id}/"
+    assert set(subtree_ids(d1)) == {d1.id, e1.id}
+    assert set(subtree_ids(city)) == {city.id, d1.id, d2.id, e1.id}
+    assert e1.is_within(city) and not e1.is_within(d2)
+    with pytest.raises(ValueError):
+        create_org(name="孤儿企业工会", kind="enterprise")
