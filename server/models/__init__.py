@@ -14,6 +14,7 @@ from .people import (
     WorkerCategory,
 )
 from .staff import STAFF_ROLE_LABELS, Staff, StaffRole
+from .wechat import KeywordReply, WechatPush
 from .subsidies import SUBSIDY_KIND_LABELS, SubsidyKind, SubsidyProgram
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "StaffRole",
     "SubsidyKind",
     "SubsidyProgram",
+    "KeywordReply",
+    "WechatPush",
     "WORKER_CATEGORY_LABELS",
     "WorkerCategory",
     "utcnow",

@@ -89,7 +89,8 @@ def _error_from_http(res: requests.Response, body) -> WeChatAPIError:
 def parse_response(res: requests.Response):
     """A JSON answer as a dict (raising for a non-zero errcode), else the response itself (images)."""
     body = None
-    if not res.headers.get("Content-Type", "").startswith("image/"):
+    content_type = res.headers.get("Content-Type", "")
+    if not content_type.startswith("image/"):
         try:
             body = json.loads(res.content.decode("utf-8", "ignore"), strict=False)
         except ValueError:
@@ -97,6 +98,8 @@ def parse_response(res: requests.Response):
     if res.status_code >= 400:
         raise _error_from_http(res, body)
     if not isinstance(body, dict):
+        if content_type.startswith("text/html"):  # an error page from some proxy, not WeChat's answer
+            raise WeChatAPIError(None, f"unexpected HTML answer (HTTP {res.status_code})", http_status=res.status_code)
         return res
     errcode = body.get("errcode")
     if errcode not in (None, 0, "0"):

@@ -30,7 +30,8 @@ def sim(simulator):
             return requests.post(self.url + path, params=params, json=body, timeout=5).json()
 
         def token(self, appid=OA, secret=OA_SECRET):
-            return self.get("/cgi-bin/token", grant_type="client_credential", appid=appid, secret=secret)["access_token"]
+            answer = self.get("/cgi-bin/token", grant_type="client_credential", appid=appid, secret=secret)
+            return answer["access_token"]
 
     return Sim()
 
@@ -121,7 +122,8 @@ def test_recording_and_message_filters(sim):
     sim.post("/cgi-bin/message/template/send", template("oA", thing1="活动通知"), access_token=token)
     custom = {"touser": "oB", "msgtype": "text", "text": {"content": "您好"}}
     assert sim.post("/cgi-bin/message/custom/send", custom, access_token=token)["errcode"] == 0
-    assert sim.post("/cgi-bin/message/custom/send", {**custom, "msgtype": "fax"}, access_token=token)["errcode"] == 40008
+    fax = sim.post("/cgi-bin/message/custom/send", {**custom, "msgtype": "fax"}, access_token=token)
+    assert fax["errcode"] == 40008
     sim.post("/cgi-bin/webhook/send", {"msgtype": "text", "text": {"content": "告警"}}, key="k1")
 
     everything = sim.get("/sim/messages")["messages"]
@@ -150,7 +152,8 @@ def test_fault_injection(sim):
     assert send()["errcode"] == 0
 
     sim.post("/sim/faults", {"api": "/cgi-bin/message/custom/send", "http_status": 500})
-    res = requests.post(sim.url + "/cgi-bin/message/custom/send", params={"access_token": token}, json=custom, timeout=5)
+    res = requests.post(sim.url + "/cgi-bin/message/custom/send", params={"access_token": token}, json=custom,
+                        timeout=5)
     assert res.status_code == 500
 
     sim.post("/sim/faults", {"api": "message/custom/send", "latency_ms": 300})
@@ -219,8 +222,8 @@ def test_menu_validation_and_reading(sim):
 
 def test_qrcodes_and_wxacode(sim):
     token = sim.token()
-    permanent = sim.post("/cgi-bin/qrcode/create", {"action_name": "QR_LIMIT_STR_SCENE",
-                                                     "action_info": {"scene": {"scene_str": "org:42"}}}, access_token=token)
+    permanent = sim.post("/cgi-bin/qrcode/create", {
+        "action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": "org:42"}}}, access_token=token)
     assert "expire_seconds" not in permanent and permanent["url"].startswith("http://weixin.qq.com/q/")
     temporary = sim.post("/cgi-bin/qrcode/create", {"action_name": "QR_SCENE", "expire_seconds": 600,
                                                      "action_info": {"scene": {"scene_id": 7}}}, access_token=token)

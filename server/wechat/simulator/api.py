@@ -404,8 +404,10 @@ def tags_delete(call: Call):
 def _tagging(call: Call, add: bool) -> dict:
     st, body = call.state, call.body()
     openids = body.get("openid_list")
-    if not isinstance(openids, list) or not 1 <= len(openids) <= 50 or not all(isinstance(o, str) and o for o in openids):
+    if not isinstance(openids, list) or not 1 <= len(openids) <= 50:
         raise WxError(40032)
+    if not all(isinstance(o, str) and o for o in openids):
+        raise WxError(40003)
     with st.lock:
         tag_id = _known_tag(st, body.get("tagid"), system_ok=True)
         if add and any(len(st.user_tags.get(o, ())) >= 20 and tag_id not in st.user_tags[o] for o in openids):
@@ -549,10 +551,10 @@ def msg_sec_check(call: Call):
     _text(body, "openid", 40003)
     if body.get("scene") not in (1, 2, 3, 4):
         raise WxError(40097, "invalid args: scene")
-    detail = [{"strategy": "content_model", "errcode": 0, "suggest": suggest, "label": label, "prob": 90 if word else 0}]
+    verdict = {"errcode": 0, "suggest": suggest, "label": label}
+    detail = [{"strategy": "content_model", **verdict, "prob": 90 if word else 0}]
     if word:
-        detail.append({"strategy": "keyword", "errcode": 0, "suggest": suggest, "label": label, "level": 20,
-                       "keyword": word})
+        detail.append({"strategy": "keyword", **verdict, "level": 20, "keyword": word})
     return {"result": {"suggest": suggest, "label": label}, "detail": detail, "trace_id": secrets.token_hex(12)}
 
 

@@ -139,7 +139,8 @@ _PAGE = """<!doctype html>
 body{{font:14px/1.5 -apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;background:#ededed;color:#111}}
 header{{background:#07c160;color:#fff;padding:14px 24px}}h1{{margin:0;font-size:20px}}
 main{{padding:16px 24px;max-width:1100px}}section{{background:#fff;border-radius:8px;padding:12px 16px;margin:12px 0}}
-table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;vertical-align:top}}
+table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;vertical-align:top}}
 code{{background:#f6f6f6;padding:1px 4px;border-radius:3px}}a{{color:#576b95}}small{{color:#888}}
 </style></head><body>
 <header><h1>微信模拟器 · WeChat simulator</h1><small>api.weixin.qq.com 与企业微信群机器人的本地替身 ·
@@ -154,7 +155,8 @@ a local stand-in for WeChat's servers and the WeCom group bot</small></header>
 <tr><th>待触发故障 Pending faults</th><td>{faults}</td></tr></table></section>
 <section><h2>已记录消息 Recorded messages ({count})</h2>
 <p><a href="/sim/messages">/sim/messages</a> (JSON; <code>?touser=</code> <code>?api=</code> <code>?since_id=</code>) ·
-<a href="/sim/stats">/sim/stats</a> · <a href="/sim/faults">/sim/faults</a> · <a href="/sim/qrcodes">/sim/qrcodes</a></p>
+<a href="/sim/stats">/sim/stats</a> · <a href="/sim/faults">/sim/faults</a> ·
+<a href="/sim/qrcodes">/sim/qrcodes</a></p>
 <table><tr><th>#</th><th>接口 API</th><th>接收者 To</th><th>类型/模板 Type</th><th>时间 At</th></tr>{rows}</table>
 {more}</section>
 </main></body></html>"""

@@ -236,7 +236,11 @@ class SimState:
 
     def add_fault(self, api: str = "*", errcode: int | None = None, count: int = 1,
                   latency_ms: int | None = None, http_status: int | None = None) -> dict:
-        """Make the next ``count`` calls to ``api`` fail with ``errcode`` / ``http_status`` (or just be slow)."""
+        """Make the next ``count`` calls to ``api`` fail with ``errcode`` / ``http_status`` (or just be slow).
+
+        ``api`` is a path with or without ``/cgi-bin/`` (``message/custom/send``, ``wxa/msg_sec_check``,
+        ``webhook/send``) or ``"*"``, which matches every API except ``token`` and ``stable_token``.
+        """
         if errcode is None and http_status is None and not latency_ms:
             raise ValueError("a fault needs errcode, http_status or latency_ms")
         if int(count) < 1:
