@@ -8,11 +8,12 @@ listed must be safe to run twice at once: two schedulers may be running.
 
 from __future__ import annotations
 
-from . import queues, system
+from . import queues, system, wechat
 
 #: (job function, queue name, {"interval": seconds} or {"cron": "m h dom mon dow"})
 RECURRING: list[tuple] = [
     (system.heartbeat, queues.DEFAULT, {"interval": 300}),
+    (wechat.store_pushes, queues.DEFAULT, {"interval": 30}),
 ]
 
 

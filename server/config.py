@@ -38,6 +38,8 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("WECHAT_HTTP_TIMEOUT", "5", "seconds before any call to WeChat gives up"),
     ("WECHAT_CALLBACK_MAX_AGE", "300", "seconds a callback's timestamp may differ from now"),
     ("WECHAT_CALLBACK_MAX_BYTES", "65536", "largest callback body accepted"),
+    ("WECHAT_BOT_BUDGET_MS", "800", "time a bot may take before the callback answers \"处理中\" and the answer follows as a customer-service message"),
+    ("WECHAT_MINIPROGRAM_PATH_PREFIX", "pages", "prefix of mini-program page paths used in links from bots"),
     ("UPLOAD_DIR", "<instance>/uploads", "where proof documents are stored (outside the web root)"),
     ("UPLOAD_MAX_BYTES", "10485760", "largest accepted proof document"),
     ("API_TOKEN_TTL", "604800", "seconds a mini-program login token lives"),
@@ -122,6 +124,8 @@ class Config:
     WECHAT_HTTP_TIMEOUT: int = 5
     WECHAT_CALLBACK_MAX_AGE: int = 300
     WECHAT_CALLBACK_MAX_BYTES: int = 65536
+    WECHAT_BOT_BUDGET_MS: int = 800
+    WECHAT_MINIPROGRAM_PATH_PREFIX: str = "pages"
     UPLOAD_DIR: Path = field(default_factory=lambda: Path("instance/uploads").resolve())
     UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
     API_TOKEN_TTL: int = 7 * 24 * 3600
@@ -182,6 +186,8 @@ class Config:
             WECHAT_HTTP_TIMEOUT=_int(env, "WECHAT_HTTP_TIMEOUT", 5),
             WECHAT_CALLBACK_MAX_AGE=_int(env, "WECHAT_CALLBACK_MAX_AGE", 300),
             WECHAT_CALLBACK_MAX_BYTES=_int(env, "WECHAT_CALLBACK_MAX_BYTES", 65536),
+            WECHAT_BOT_BUDGET_MS=_int(env, "WECHAT_BOT_BUDGET_MS", 800),
+            WECHAT_MINIPROGRAM_PATH_PREFIX=env.get("WECHAT_MINIPROGRAM_PATH_PREFIX") or "pages",
             UPLOAD_DIR=Path(env.get("UPLOAD_DIR") or instance_dir / "uploads").resolve(),
             UPLOAD_MAX_BYTES=_int(env, "UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
             API_TOKEN_TTL=_int(env, "API_TOKEN_TTL", 7 * 24 * 3600),

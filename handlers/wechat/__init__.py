@@ -2,4 +2,6 @@
 
 
 def blueprints():
-    return []
+    from . import callback
+
+    return [callback.blp]

@@ -1,0 +1,50 @@
+"""The push log: every inbound push, recorded without slowing the callback.
+
+The callback appends one JSON record to a Redis list in the same round trip
+that stores its answer; :func:`jobs.wechat.store_pushes` moves the records
+into the ``wechat_pushes`` table in batches (at most one drain is queued at
+a time, and the cron sweep catches anything left).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from . import replies
+
+PUSHLOG_KEY = "unionhub:wx:pushlog"
+DRAIN_FLAG = "unionhub:wx:pushlog:drain-queued"
+CONTENT_LIMIT = 2000
+
+
+def log_push(pipe, message: dict, key: str, encrypted: bool, bot: str | None, spec, duration_ms: float, error: str | None) -> None:
+    record = {
+        "dedup_key": key[:160],
+        "openid": (message.get("FromUserName") or "")[:64],
+        "msg_type": (message.get("MsgType") or "")[:32],
+        "event": (message.get("Event") or None) and message["Event"][:64],
+        "event_key": (message.get("EventKey") or None) and str(message["EventKey"])[:255],
+        "msg_id": (message.get("MsgId") or message.get("MsgID") or None),
+        "content": (message.get("Content") or None) and message["Content"][:CONTENT_LIMIT],
+        "payload": message,
+        "encrypted": encrypted,
+        "bot": bot,
+        "reply_type": spec["type"] if spec else "success",
+        "reply_preview": replies.preview(spec),
+        "duration_ms": round(duration_ms, 3),
+        "error": error,
+        "create_time": message.get("CreateTime"),
+        "received_at": time.time(),
+    }
+    pipe.rpush(PUSHLOG_KEY, json.dumps(record, ensure_ascii=False, default=str))
+    pipe.set(DRAIN_FLAG, "1", nx=True, ex=5)
+
+
+def schedule_drain_if_needed(flag_was_set: bool) -> None:
+    """Queue a drain job when this push set the flag (first push in a 5-second window)."""
+    if flag_was_set:
+        from jobs import queues
+        from jobs.wechat import store_pushes
+
+        queues.get_queue(queues.DEFAULT).enqueue(store_pushes)

@@ -1,0 +1,275 @@
+"""The bot router: which bot answers a push.
+
+A bot is one small function taking a :class:`BotContext` and returning a
+reply: a string (text), a list of article dicts (news), a wechatpy reply,
+or None (answer ``success``, no message).  Bots register themselves with
+decorators on the module-level :data:`router`:
+
+    @router.keyword("帮助", "help")
+    def help_bot(ctx): return "..."
+
+Rules are tried by priority (lower first), then by registration order.
+Kinds: message type, event, menu key (CLICK), QR scene prefix (subscribe
+through a parameter QR code, SCAN, scancode_*), keyword (exact, prefix or
+regular expression).  A pending conversation (see ``BotContext.ask``)
+takes the next text message before any keyword.  ``fallback`` answers
+whatever nothing else claims.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from sqlalchemy import select
+
+CONVERSATION_TTL = 300
+CANCEL_WORDS = {"取消", "退出", "cancel"}
+
+
+@dataclass
+class Rule:
+    kind: str  # message | event | menu | scene | keyword
+    pattern: Any
+    func: Callable
+    priority: int = 100
+    match: str = "exact"  # for keywords
+    slow: bool = False  # always run as a job, answer by customer-service message
+    order: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.func.__name__
+
+    def matches_text(self, text: str) -> bool:
+        if self.match == "exact":
+            return text.lower() == self.pattern.lower()
+        if self.match == "prefix":
+            return text.lower().startswith(self.pattern.lower())
+        return bool(self.pattern.search(text))
+
+
+@dataclass
+class Route:
+    name: str
+    func: Callable
+    slow: bool = False
+    kwargs: dict = field(default_factory=dict)
+
+
+class Router:
+    def __init__(self):
+        self.rules: list[Rule] = []
+        self.conversations: dict[str, Callable] = {}
+        self.bots: dict[str, Rule | Callable] = {}
+        self._fallback: Callable | None = None
+
+    def _add(self, kind, patterns, priority=100, match="exact", slow=False):
+        def decorator(func):
+            for pattern in patterns:
+                if kind == "keyword" and match == "regex":
+                    pattern = re.compile(pattern)
+                rule = Rule(kind, pattern, func, priority, match, slow, len(self.rules))
+                self.rules.append(rule)
+            self.bots[func.__name__] = func
+            self.rules.sort(key=lambda r: (r.priority, r.order))
+            return func
+
+        return decorator
+
+    def message(self, *msg_types, priority=100, slow=False):
+        return self._add("message", [t.lower() for t in msg_types], priority, slow=slow)
+
+    def event(self, *events, priority=100, slow=False):
+        return self._add("event", [e.lower() for e in events], priority, slow=slow)
+
+    def menu(self, *keys, priority=100, slow=False):
+        return self._add("menu", keys, priority, slow=slow)
+
+    def scene(self, *prefixes, priority=100, slow=False):
+        return self._add("scene", prefixes, priority, slow=slow)
+
+    def keyword(self, *words, match="exact", priority=100, slow=False):
+        if match not in ("exact", "prefix", "regex"):
+            raise ValueError("match must be exact, prefix or regex")
+        return self._add("keyword", words, priority, match, slow)
+
+    def conversation(self, name: str):
+        def decorator(func):
+            self.conversations[name] = func
+            self.bots[func.__name__] = func
+            return func
+
+        return decorator
+
+    def fallback(self, func):
+        self._fallback = func
+        self.bots[func.__name__] = func
+        return func
+
+    # -- resolution ------------------------------------------------------------------------
+
+    def _first(self, kind: str, test) -> Route | None:
+        for rule in self.rules:
+            if rule.kind == kind and test(rule):
+                return Route(rule.name, rule.func, rule.slow)
+        return None
+
+    def resolve(self, ctx: "BotContext") -> Route:
+        if ctx.msg_type == "text":
+            text = ctx.content.strip()
+            pending = ctx.conversation_state()
+            if pending and pending.get("step") in self.conversations:
+                if text.lower() in CANCEL_WORDS:
+                    ctx.end_conversation()
+                    return Route("conversation_cancelled", lambda c: "已取消。如需帮助，请回复“帮助”。")
+                func = self.conversations[pending["step"]]
+                return Route(func.__name__, func, kwargs={"state": pending.get("data") or {}})
+            db_reply = _keyword_reply_from_db(text)
+            code_route = self._first("keyword", lambda r: r.matches_text(text))
+            if db_reply is not None and (code_route is None or db_reply[0] <= _priority_of(self, code_route)):
+                return Route("keyword_reply", lambda c, _t=db_reply[1]: _t)
+            if code_route:
+                return code_route
+        elif ctx.msg_type == "event":
+            scene = ctx.scene
+            if scene is not None:
+                route = self._first("scene", lambda r: scene.startswith(r.pattern))
+                if route:
+                    route.kwargs["scene"] = scene
+                    if ctx.event in ("subscribe",):
+                        route.kwargs["via_subscribe"] = True
+                    return route
+            if ctx.event == "click":
+                route = self._first("menu", lambda r: r.pattern == ctx.event_key)
+                if route:
+                    return route
+            route = self._first("event", lambda r: r.pattern == ctx.event)
+            if route:
+                return route
+        route = self._first("message", lambda r: r.pattern in (ctx.msg_type, "*"))
+        if route:
+            return route
+        assert self._fallback is not None, "a fallback bot must be registered"
+        return Route(self._fallback.__name__, self._fallback)
+
+
+def _priority_of(router: Router, route: Route) -> int:
+    return min(r.priority for r in router.rules if r.func is route.func)
+
+
+_keyword_cache: dict[str, Any] = {"at": 0.0, "rows": []}
+KEYWORD_CACHE_SECONDS = 30
+
+
+def invalidate_keyword_cache() -> None:
+    _keyword_cache["at"] = 0.0
+
+
+def _keyword_reply_from_db(text: str) -> tuple[int, str] | None:
+    """Staff-maintained keyword replies, cached for a few seconds per process."""
+    import time
+
+    from server.extensions import db
+    from server.models import KeywordReply
+
+    now = time.monotonic()
+    if now - _keyword_cache["at"] > KEYWORD_CACHE_SECONDS:
+        rows = db.execute(
+            select(KeywordReply.keyword, KeywordReply.match, KeywordReply.reply, KeywordReply.priority)
+            .where(KeywordReply.active.is_(True))
+            .order_by(KeywordReply.priority, KeywordReply.id)
+        ).all()
+        compiled = []
+        for keyword, match, reply, priority in rows:
+            try:
+                pattern = re.compile(keyword) if match == "regex" else keyword.lower()
+            except re.error:
+                continue  # a broken staff regex must not break the account
+            compiled.append((match, pattern, reply, priority))
+        _keyword_cache.update(at=now, rows=compiled)
+    lowered = text.lower()
+    for match, pattern, reply, priority in _keyword_cache["rows"]:
+        if (
+            (match == "exact" and lowered == pattern)
+            or (match == "prefix" and lowered.startswith(pattern))
+            or (match == "regex" and pattern.search(text))
+        ):
+            return priority, reply
+    return None
+
+
+class BotContext:
+    """What a bot sees: the push, the sender, their conversation state, and reply helpers."""
+
+    def __init__(self, message: dict, redis, config):
+        self.message = message
+        self.redis = redis
+        self.config = config
+        self.openid: str = message.get("FromUserName", "")
+        self.msg_type: str = (message.get("MsgType") or "").lower()
+        self.event: str = (message.get("Event") or "").lower()
+        self.event_key: str = message.get("EventKey") or ""
+        self.content: str = message.get("Content") or ""
+        self._person = None
+        self._person_loaded = False
+
+    @property
+    def scene(self) -> str | None:
+        """The QR scene of a parameter-QR follow, a SCAN, or a scancode_* menu result."""
+        if self.event == "subscribe" and self.event_key.startswith("qrscene_"):
+            return self.event_key[len("qrscene_"):]
+        if self.event == "scan":
+            return self.event_key
+        if self.event in ("scancode_push", "scancode_waitmsg"):
+            info = self.message.get("ScanCodeInfo") or {}
+            return info.get("ScanResult") if isinstance(info, dict) else None
+        return None
+
+    @property
+    def created_at(self) -> datetime:
+        try:
+            return datetime.fromtimestamp(int(self.message.get("CreateTime", 0)), timezone.utc)
+        except (TypeError, ValueError, OverflowError):
+            return datetime.now(timezone.utc)
+
+    @property
+    def person(self):
+        """The Person behind this OA openid, or None."""
+        if not self._person_loaded:
+            from server.extensions import db
+            from server.models import Person
+
+            self._person = db.scalars(select(Person).where(Person.oa_openid == self.openid)).first()
+            self._person_loaded = True
+        return self._person
+
+    def forget_person(self) -> None:
+        self._person_loaded = False
+
+    # -- conversation state (Redis, with expiry) ---------------------------------------------
+
+    def _conv_key(self) -> str:
+        return f"unionhub:wx:conv:{self.openid}"
+
+    def ask(self, step: str, data: dict | None = None, ttl: int = CONVERSATION_TTL) -> None:
+        """Read the user's next text message with the conversation handler ``step``."""
+        self.redis.set(self._conv_key(), json.dumps({"step": step, "data": data or {}}, ensure_ascii=False), ex=ttl)
+
+    def conversation_state(self) -> dict | None:
+        raw = self.redis.get(self._conv_key())
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    def end_conversation(self) -> None:
+        self.redis.delete(self._conv_key())
+
+
+router = Router()

@@ -1,0 +1,125 @@
+"""Official Account jobs: late and slow bot answers, the push log, follower linking."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from server.extensions import db, get_redis
+from server.models import Person, WechatPush
+from server.wechat import gateway
+from server.wechat.errors import WeChatAPIError
+
+from .base import job
+
+log = logging.getLogger("unionhub.jobs.wechat")
+DRAIN_LOCK = "unionhub:wx:pushlog:drain-lock"
+DRAIN_BATCH = 500
+
+
+def send_spec(openid: str, spec: dict) -> dict:
+    """Send a reply spec as a customer-service message."""
+    if spec["type"] == "text":
+        return gateway.send_custom_text(openid, spec["content"])
+    article = spec["articles"][0]
+    payload = {
+        "touser": openid,
+        "msgtype": "news",
+        "news": {"articles": [{"title": article["title"], "description": article["description"], "url": article["url"], "picurl": article["image"]}]},
+    }
+    return gateway.oa_client().post("message/custom/send", data=payload)
+
+
+@job
+def deliver_reply(openid: str, spec: dict) -> dict | None:
+    """Deliver a bot's answer that missed the callback's time budget."""
+    try:
+        return send_spec(openid, spec)
+    except WeChatAPIError as exc:
+        if exc.kind == "permanent":  # e.g. 45015: the 48-hour window closed; nothing to retry
+            log.warning("late reply to %s not delivered: %s", openid, exc)
+            return None
+        raise
+
+
+@job
+def run_bot(bot_name: str, message: dict, kwargs: dict) -> dict | None:
+    """Run a bot registered slow=True and send its answer as a customer-service message."""
+    from handlers.wechat.replies import to_spec
+    from handlers.wechat.router import BotContext, router
+
+    func = router.bots[bot_name]
+    ctx = BotContext(message, get_redis(), gateway._config())
+    spec = to_spec(func(ctx, **kwargs))
+    db.flush()
+    if spec is not None:
+        send_spec(message["FromUserName"], spec)
+    return spec
+
+
+def _ts(value) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(value), timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+@job
+def store_pushes() -> int:
+    """Move logged pushes from Redis into wechat_pushes, in batches, one drainer at a time."""
+    from handlers.wechat.pushlog import PUSHLOG_KEY
+
+    redis = get_redis()
+    if not redis.set(DRAIN_LOCK, "1", nx=True, ex=60):
+        return 0
+    stored = 0
+    try:
+        while True:
+            raw = redis.lrange(PUSHLOG_KEY, 0, DRAIN_BATCH - 1)
+            if not raw:
+                break
+            records = [json.loads(r) for r in raw]
+            keys = [r["dedup_key"] for r in records]
+            existing = set(db.scalars(select(WechatPush.dedup_key).where(WechatPush.dedup_key.in_(keys))))
+            seen: set[str] = set()
+            for r in records:
+                if r["dedup_key"] in existing or r["dedup_key"] in seen:
+                    continue
+                seen.add(r["dedup_key"])
+                db.add(
+                    WechatPush(
+                        dedup_key=r["dedup_key"], openid=r["openid"], msg_type=r["msg_type"], event=r["event"],
+                        event_key=r["event_key"], msg_id=r["msg_id"], content=r["content"], payload=r["payload"],
+                        encrypted=r["encrypted"], bot=r["bot"], reply_type=r["reply_type"],
+                        reply_preview=r["reply_preview"], duration_ms=r["duration_ms"], error=r["error"],
+                        created_at_wechat=_ts(r["create_time"]), received_at=_ts(r["received_at"]),
+                    )
+                )
+            db.commit()  # committed before the records leave Redis: a crash repeats, never loses
+            redis.ltrim(PUSHLOG_KEY, len(raw), -1)
+            stored += len(seen)
+    finally:
+        redis.delete(DRAIN_LOCK)
+    return stored
+
+
+@job
+def link_follower(oa_openid: str) -> int | None:
+    """Learn a new follower's unionid and link them to the mini-program person with the same one."""
+    person = db.scalars(select(Person).where(Person.oa_openid == oa_openid)).first()
+    if person is None or person.unionid:
+        return person.id if person else None
+    info = gateway.get_user_info(oa_openid)
+    unionid = info.get("unionid")
+    if not unionid:
+        return person.id
+    other = db.scalars(select(Person).where(Person.unionid == unionid, Person.id != person.id)).first()
+    if other is None:
+        person.unionid = unionid
+        return person.id
+    from server.services.people import merge_follower_into
+
+    return merge_follower_into(follower=person, member=other).id

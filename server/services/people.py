@@ -1,0 +1,150 @@
+"""People and their WeChat identities: following, unfollowing, binding a follower to a member record."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import select
+
+from server.extensions import db, get_redis
+from server.models import Person
+
+from .audit_helpers import audit
+
+BIND_CODE_TTL = 600
+BIND_MAX_FAILURES = 5
+BIND_FAILURE_WINDOW = 3600
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def follower(oa_openid: str) -> Person | None:
+    return db.scalars(select(Person).where(Person.oa_openid == oa_openid)).first()
+
+
+def follow(oa_openid: str, at: datetime | None = None) -> tuple[Person, bool]:
+    """Record a follow; create a bare person for a new follower.  Returns (person, is_new)."""
+    person = follower(oa_openid)
+    is_new = person is None
+    if is_new:
+        person = Person(oa_openid=oa_openid)
+        db.add(person)
+    person.oa_subscribed = True
+    person.oa_subscribed_at = at or _now()
+    person.oa_last_interaction_at = _now()
+    db.flush()
+    return person, is_new
+
+
+def unfollow(oa_openid: str, at: datetime | None = None) -> Person | None:
+    """Mark the person unreachable through the Official Account."""
+    person = follower(oa_openid)
+    if person is not None:
+        person.oa_subscribed = False
+        person.oa_unsubscribed_at = at or _now()
+        db.flush()
+    return person
+
+
+def touch_interaction(oa_openid: str) -> None:
+    """Remember the last message time (it opens WeChat's 48-hour customer-service window)."""
+    person = follower(oa_openid)
+    if person is not None:
+        person.oa_last_interaction_at = _now()
+
+
+def merge_follower_into(*, follower: Person, member: Person) -> Person:
+    """Give ``member`` the follower's Official Account identity and drop the bare follower record."""
+    if follower.id == member.id:
+        return member
+    if follower.bound:
+        raise ValueError("both records carry member data; merge them by hand")
+    openid, subscribed = follower.oa_openid, follower.oa_subscribed
+    sub_at, unsub_at, last = follower.oa_subscribed_at, follower.oa_unsubscribed_at, follower.oa_last_interaction_at
+    unionid = follower.unionid
+    db.delete(follower)
+    db.flush()  # frees the unique openid before the member takes it
+    member.oa_openid = openid
+    member.oa_subscribed = subscribed
+    member.oa_subscribed_at = sub_at
+    member.oa_unsubscribed_at = unsub_at
+    member.oa_last_interaction_at = last
+    if unionid and not member.unionid:
+        member.unionid = unionid
+    db.flush()
+    audit("person.oa_linked", "person", member.id, actor_type="person", actor_id=member.id, details={"via": "merge"})
+    return member
+
+
+# -- binding: a follower proves who they are ---------------------------------------------------
+
+
+def _failures_key(oa_openid: str) -> str:
+    return f"unionhub:wx:bind-failures:{oa_openid}"
+
+
+def binding_locked(oa_openid: str) -> bool:
+    return int(get_redis().get(_failures_key(oa_openid)) or 0) >= BIND_MAX_FAILURES
+
+
+def record_binding_failure(oa_openid: str) -> int:
+    redis = get_redis()
+    pipe = redis.pipeline()
+    pipe.incr(_failures_key(oa_openid))
+    pipe.expire(_failures_key(oa_openid), BIND_FAILURE_WINDOW, nx=True)
+    return int(pipe.execute()[0])
+
+
+def tries_left(oa_openid: str) -> int:
+    return max(0, BIND_MAX_FAILURES - int(get_redis().get(_failures_key(oa_openid)) or 0))
+
+
+def find_member(real_name: str, last_digits: str) -> Person | None:
+    """The one member whose name matches and whose phone or ID number ends with ``last_digits``."""
+    last_digits = last_digits.strip().upper()
+    if len(last_digits) < 4:
+        return None
+    cipher = current_app.extensions["unionhub"]["id_cipher"]
+    matches = []
+    for person in db.scalars(select(Person).where(Person.real_name == real_name.strip())):
+        id_number = cipher.decrypt(person.id_number_enc) or ""
+        if (person.phone or "").endswith(last_digits) or id_number.endswith(last_digits):
+            matches.append(person)
+    return matches[0] if len(matches) == 1 else None
+
+
+def bind_follower(oa_openid: str, member: Person) -> Person:
+    """Link the follower ``oa_openid`` to ``member`` (refused when the member has another OA identity)."""
+    if member.oa_openid == oa_openid:
+        return member
+    if member.oa_openid and member.oa_openid != oa_openid:
+        raise ValueError("member already bound to another WeChat account")
+    bare = follower(oa_openid)
+    if bare is None:
+        member.oa_openid = oa_openid
+        member.oa_subscribed = True
+        member.oa_subscribed_at = _now()
+        db.flush()
+        audit("person.oa_linked", "person", member.id, actor_type="person", actor_id=member.id, details={"via": "bind"})
+        return member
+    return merge_follower_into(follower=bare, member=member)
+
+
+def issue_binding_code(person_id: int) -> str:
+    """A six-digit one-time code the mini-program shows; typing “绑定 123456” in the account binds."""
+    redis = get_redis()
+    for _ in range(10):
+        code = f"{secrets.randbelow(10**6):06d}"
+        if redis.set(f"unionhub:wx:bind-code:{code}", person_id, nx=True, ex=BIND_CODE_TTL):
+            return code
+    raise RuntimeError("could not allocate a binding code")
+
+
+def redeem_binding_code(code: str) -> int | None:
+    """The person id behind a one-time code; the code is spent."""
+    raw = get_redis().getdel(f"unionhub:wx:bind-code:{code.strip()}")
+    return int(raw) if raw else None

@@ -1,0 +1,199 @@
+"""/wechat: verification, signatures, modes, hostile input, exactly-once and the time budget."""
+
+import time
+from pathlib import Path
+
+import pytest
+import xmltodict
+
+from server.wechat.simulator.push import event_push, signature, text_push
+
+from ..conftest import TEST_SECRETS
+from .conftest import reply_text
+
+SAMPLES = sorted((Path(__file__).resolve().parents[3] / "shared" / "wechat-samples").glob("*.xml"))
+TOKEN = TEST_SECRETS["WECHAT_OA_TOKEN"]
+
+
+def test_get_verification(client):
+    ts, nonce = str(int(time.time())), "abc"
+    ok = client.get("/wechat", query_string={"signature": signature(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "e42"})
+    assert ok.status_code == 200 and ok.data == b"e42"
+    bad = client.get("/wechat", query_string={"signature": "0" * 40, "timestamp": ts, "nonce": nonce, "echostr": "e42"})
+    assert bad.status_code == 403
+    old = str(int(time.time()) - 3600)
+    stale = client.get("/wechat", query_string={"signature": signature(TOKEN, old, nonce), "timestamp": old, "nonce": nonce, "echostr": "x"})
+    assert stale.status_code == 403
+
+
+@pytest.mark.parametrize("mode", ["plain", "compatible", "safe"])
+def test_text_in_every_mode(pusher, mode):
+    response = pusher.post(text_push("oUser1", "帮助"), mode)
+    assert response.status_code == 200
+    if mode != "plain":
+        assert b"<Encrypt>" in response.data and "帮助".encode() not in response.data
+    reply = xmltodict.parse(response.plain)["xml"]
+    assert reply["MsgType"] == "text" and reply["ToUserName"] == "oUser1"
+    assert "补贴" in reply["Content"]
+
+
+def test_bad_signature_is_refused_and_nothing_runs(pusher, redis):
+    response = pusher.post(text_push("oUser1", "帮助"), signature="0" * 40)
+    assert response.status_code == 403
+    response = pusher.post(text_push("oUser1", "帮助"), "safe", msg_signature="0" * 40)
+    assert response.status_code == 403
+    assert not redis.keys("unionhub:wx:push:*")
+
+
+def test_stale_timestamp_is_refused(pusher):
+    from server.wechat.simulator.push import PushSigner
+
+    signer: PushSigner = pusher.signer
+    push = signer.sign(text_push("oUser1", "帮助"), timestamp=int(time.time()) - 301)
+    response = pusher.client.post("/wechat", query_string=push.query, data=push.body)
+    assert response.status_code == 403
+
+
+def test_oversized_body(pusher):
+    response = pusher.post(text_push("oUser1", "长" * 40000))
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not xml at all",
+        b"<xml><FromUserName>a</FromUserName>",
+        b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><ToUserName>a</ToUserName><FromUserName>&x;</FromUserName><MsgType>text</MsgType><Content>c</Content><MsgId>1</MsgId></xml>',
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><xml><FromUserName>&lol3;</FromUserName><MsgType>text</MsgType></xml>',
+        b"<xml><ToUserName>a</ToUserName></xml>",
+        b"<notxml><a>1</a></notxml>",
+    ],
+)
+def test_hostile_or_malformed_xml_is_a_400(client, body):
+    ts, nonce = str(int(time.time())), "n1"
+    response = client.post("/wechat", query_string={"signature": signature(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce}, data=body)
+    assert response.status_code == 400
+    assert b"passwd" not in response.data and b"root:" not in response.data
+
+
+def test_broken_ciphertext_is_a_400(client):
+    ts, nonce = str(int(time.time())), "n1"
+    cipher = "bm90IGEgY2lwaGVydGV4dA=="
+    response = client.post(
+        "/wechat",
+        query_string={"timestamp": ts, "nonce": nonce, "signature": signature(TOKEN, ts, nonce), "encrypt_type": "aes", "msg_signature": signature(TOKEN, ts, nonce, cipher)},
+        data=f"<xml><Encrypt><![CDATA[{cipher}]]></Encrypt></xml>",
+    )
+    assert response.status_code == 400
+
+
+def test_a_retry_gets_the_same_answer_and_the_bot_runs_once(pusher, monkeypatch):
+    from handlers.wechat.bots import help as help_bots
+
+    calls = []
+    original = help_bots.CAPABILITIES
+
+    def counting_help(ctx):
+        calls.append(1)
+        return original + f"#{len(calls)}"
+
+    from handlers.wechat.router import router
+
+    for rule in router.rules:
+        if rule.func is help_bots.help_bot:
+            monkeypatch.setattr(rule, "func", counting_help)
+    xml = text_push("oRetry", "帮助", msg_id=777)
+    first = pusher.post(xml, "safe")
+    second = pusher.post(xml, "safe")
+    third = pusher.post(xml)
+    assert len(calls) == 1
+    assert reply_text(first.plain) == reply_text(second.plain) == reply_text(third.plain)
+    assert reply_text(first.plain).endswith("#1")
+
+
+def test_pushes_are_stored_with_their_bot_and_timing(pusher, run_jobs, db_session):
+    from sqlalchemy import select
+
+    from server.models import WechatPush
+
+    pusher.say("oLog", "帮助")
+    pusher.post(event_push("oLog", "CLICK", "MENU_HELP"), "safe")
+    pusher.post(text_push("oLog", "帮助", msg_id=99))
+    pusher.post(text_push("oLog", "帮助", msg_id=99))  # a retry is not stored twice
+    run_jobs()
+    rows = db_session.scalars(select(WechatPush).order_by(WechatPush.id)).all()
+    assert len(rows) == 3
+    assert {r.bot for r in rows} == {"help_bot", "menu_bot"}
+    assert all(r.duration_ms is not None and r.duration_ms >= 0 for r in rows)
+    assert rows[1].encrypted and rows[1].event == "CLICK" and rows[1].payload["EventKey"] == "MENU_HELP"
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("mode", ["plain", "safe"])
+def test_every_platform_sample(pusher, sample, mode, monkeypatch):
+    """Each of WeChat's own sample pushes gets 200 with a valid reply or success, and a retry runs nothing."""
+    from handlers.wechat import callback
+
+    xml = sample.read_text()
+    runs = []
+    original = callback._run
+
+    def counting(route, message):
+        runs.append(route.name)
+        return original(route, message)
+
+    monkeypatch.setattr(callback, "_run", counting)
+    first = pusher.post(xml, mode)
+    assert first.status_code == 200, first.data
+    second = pusher.post(xml, mode)
+    assert second.status_code == 200
+    assert len(runs) == 1, runs
+    for response in (first, second):
+        if response.plain != "success":
+            reply = xmltodict.parse(response.plain)["xml"]
+            assert reply["MsgType"] in ("text", "news")
+    assert reply_text(first.plain) == reply_text(second.plain)
+
+
+def test_a_slow_bot_is_answered_within_a_second_and_delivered_later(pusher, simulator, run_jobs, monkeypatch):
+    """Past the time budget the callback answers at once; a job sends the answer as a customer-service message."""
+    from handlers.wechat.bots import help as help_bots
+    from handlers.wechat.router import router
+
+    def slow_help(ctx):
+        time.sleep(2)
+        return "慢速回答：热线 12351"
+
+    for rule in router.rules:
+        if rule.func is help_bots.help_bot:
+            monkeypatch.setattr(rule, "func", slow_help)
+    started = time.perf_counter()
+    answer = pusher.say("oSlow", "帮助", mode="safe")
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0
+    assert "稍后" in answer
+    deadline = time.monotonic() + 5
+    sim = simulator.app.extensions["simulator"]
+    while time.monotonic() < deadline and not sim.messages(touser="oSlow"):
+        run_jobs()
+        time.sleep(0.1)
+    [delivered] = sim.messages(touser="oSlow")
+    assert delivered["api"].endswith("custom/send")
+    assert delivered["payload"]["text"]["content"] == "慢速回答：热线 12351"
+
+
+def test_slow_bots_run_as_jobs(pusher, simulator, run_jobs):
+    from handlers.wechat.router import router
+
+    @router.keyword("慢查询", slow=True)
+    def slow_query_bot(ctx):
+        return "查询结果：共3条"
+
+    try:
+        assert "稍后" in pusher.say("oJob", "慢查询")
+        run_jobs()
+        [msg] = simulator.app.extensions["simulator"].messages(touser="oJob")
+        assert msg["payload"]["text"]["content"] == "查询结果：共3条"
+    finally:
+        router.rules[:] = [r for r in router.rules if r.func is not slow_query_bot]
