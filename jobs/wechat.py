@@ -98,12 +98,33 @@ def store_pushes() -> int:
                         created_at_wechat=_ts(r["create_time"]), received_at=_ts(r["received_at"]),
                     )
                 )
+            _remember_interactions(records)
             db.commit()  # committed before the records leave Redis: a crash repeats, never loses
             redis.ltrim(PUSHLOG_KEY, len(raw), -1)
             stored += len(seen)
     finally:
         redis.delete(DRAIN_LOCK)
     return stored
+
+
+# Pushes after which WeChat lets us send customer-service messages (the 48-hour window).
+_INTERACTIONS = {"text", "image", "voice", "video", "shortvideo", "location", "link"}
+_INTERACTION_EVENTS = {"click", "scan", "subscribe", "scancode_push", "scancode_waitmsg", "view", "location"}
+
+
+def _remember_interactions(records: list[dict]) -> None:
+    latest: dict[str, datetime] = {}
+    for r in records:
+        if r["msg_type"] in _INTERACTIONS or (r["msg_type"] == "event" and (r["event"] or "").lower() in _INTERACTION_EVENTS):
+            at = _ts(r["received_at"])
+            if at and (r["openid"] not in latest or at > latest[r["openid"]]):
+                latest[r["openid"]] = at
+    if not latest:
+        return
+    for person in db.scalars(select(Person).where(Person.oa_openid.in_(list(latest)))):
+        seen = latest[person.oa_openid]
+        if person.oa_last_interaction_at is None or person.oa_last_interaction_at < seen:
+            person.oa_last_interaction_at = seen
 
 
 @job

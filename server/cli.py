@@ -284,6 +284,34 @@ def create_admin(username, password, org_ref, role, display_name):
         click.echo(f"created {role} {staff.username} (id {staff.id}) for {org.name}")
 
 
+@main.command("wechat-menu")
+@click.option("--file", "menu_file", default=None, type=click.Path(exists=True, dir_okay=False), help="menu JSON (default: the bundled server/wechat/menu.json)")
+@click.option("--dry-run", is_flag=True, help="print the menu instead of creating it")
+@friendly_errors
+def wechat_menu(menu_file, dry_run):
+    """Create the Official Account menu from configuration."""
+    import json
+
+    from .wechat import gateway
+    from .wechat.errors import WeChatAPIError
+    from .wechat.menu import load_menu
+
+    app = make_app()
+    with app.app_context():
+        try:
+            menu = load_menu(menu_file, app.extensions["unionhub"]["config"])
+        except ValueError as exc:
+            raise CLIError(f"the menu is not valid: {exc}") from None
+        if dry_run:
+            click.echo(json.dumps(menu, ensure_ascii=False, indent=2))
+            return
+        try:
+            gateway.create_menu(menu)
+        except WeChatAPIError as exc:
+            raise CLIError(f"WeChat refused the menu: {exc.errcode} {exc.errmsg}") from None
+    click.echo(f"menu created: {len(menu['button'])} buttons")
+
+
 @main.command()
 @friendly_errors
 def check():

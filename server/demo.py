@@ -33,6 +33,7 @@ from server.extensions import db
 from server.models import (
     AuditEntry,
     Competition,
+    KeywordReply,
     Organisation,
     OrgKind,
     Person,
@@ -555,6 +556,21 @@ def _seed_competitions(orgs: dict[str, Organisation], today: date) -> int:
     return created
 
 
+KEYWORD_REPLIES = [
+    ("热线", "exact", "江城市总工会职工服务热线：12351（工作日 8:30—17:30）。\n法律援助、困难帮扶、技能补助咨询均可拨打。"),
+    ("政策", "exact", "学历与技能提升补助：工会会员、一线职工（含农民工、新就业形态劳动者）取得学历或职业技能等级证书后可申请，"
+                      "每人最高2500元，五年内累计不超过上限。详情请回复“补贴”，或在“职工之家”小程序查看。"),
+    ("法律援助", "prefix", "职工法律援助请拨打12351转2，或到所在区总工会职工服务中心现场咨询。"),
+    ("入会", "prefix", "加入工会：请联系所在单位工会，或在“职工之家”小程序“我要入会”在线申请。新就业形态劳动者可就近加入区域性、行业性工会。"),
+]
+
+
+def _seed_keyword_replies() -> int:
+    for keyword, match, reply in KEYWORD_REPLIES:
+        db.add(KeywordReply(keyword=keyword, match=match, reply=reply, priority=100))
+    return len(KEYWORD_REPLIES)
+
+
 def seed_demo(*, workers: int = 300, rng_seed: int = 20261121) -> dict:
     """Create the demo data once; return counts of what was created.
 
@@ -563,7 +579,7 @@ def seed_demo(*, workers: int = 300, rng_seed: int = 20261121) -> dict:
     is False.
     """
     if db.scalar(select(Organisation.id).where(Organisation.name == CITY_NAME)) is not None:
-        return {"organisations": 0, "people": 0, "staff": 0, "programs": 0, "competitions": 0, "created": False}
+        return {"organisations": 0, "people": 0, "staff": 0, "programs": 0, "competitions": 0, "keyword_replies": 0, "created": False}
     rng = random.Random(rng_seed)
     today = datetime.now(SHANGHAI).date()
     phones: set[str] = set()
@@ -574,6 +590,7 @@ def seed_demo(*, workers: int = 300, rng_seed: int = 20261121) -> dict:
         "people": _seed_people(rng, orgs, workers, today, phones),
         "programs": _seed_program(orgs),
         "competitions": _seed_competitions(orgs, today),
+        "keyword_replies": _seed_keyword_replies(),
     }
     db.add(
         AuditEntry(actor_type="system", org_id=orgs["city"].id, action="demo.seeded", entity_type="organisation",
@@ -585,5 +602,6 @@ def seed_demo(*, workers: int = 300, rng_seed: int = 20261121) -> dict:
 
 def demo_counts() -> dict[str, int]:
     """How many rows of each seeded kind exist (for the CLI and tests)."""
-    models = {"organisations": Organisation, "people": Person, "staff": Staff, "programs": SubsidyProgram, "competitions": Competition}
+    models = {"organisations": Organisation, "people": Person, "staff": Staff, "programs": SubsidyProgram,
+              "competitions": Competition, "keyword_replies": KeywordReply}
     return {key: db.scalar(select(func.count()).select_from(model)) for key, model in models.items()}

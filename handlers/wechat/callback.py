@@ -103,7 +103,9 @@ def dedup_key(message: dict) -> str:
     msg_id = message.get("MsgId") or message.get("MsgID")
     if (message.get("MsgType") or "").lower() != "event" and msg_id:
         return f"{sender}:{msg_id}"
-    return f"{sender}:{message.get('CreateTime', '')}:{message.get('Event', '')}"
+    # WeChat's documented key is FromUserName + CreateTime + Event; EventKey is added so
+    # that two different codes scanned within one second are not taken for a retry.
+    return f"{sender}:{message.get('CreateTime', '')}:{message.get('Event', '')}:{str(message.get('EventKey') or '')[:64]}"
 
 
 @blp.post("/wechat")
