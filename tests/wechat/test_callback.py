@@ -197,3 +197,7 @@ def test_slow_bots_run_as_jobs(pusher, simulator, run_jobs):
         assert msg["payload"]["text"]["content"] == "查询结果：共3条"
     finally:
         router.rules[:] = [r for r in router.rules if r.func is not slow_query_bot]
+
+
+def test_the_platform_samples_are_all_there():
+    assert len(SAMPLES) == 51, "../shared/wechat-samples/ must sit beside the checkout"
