@@ -198,17 +198,21 @@ def db():
     """Schema migrations (Alembic)."""
 
 
+def _migrate(direction: str, revision: str) -> None:
+    from . import db as schema
+
+    app = make_app(check_schema=False)
+    engine = app.extensions["unionhub"]["engine"]
+    getattr(schema, direction)(engine, revision)
+    click.echo(f"database at revision {schema.current_revision(engine)}")
+
+
 @db.command("upgrade")
 @click.argument("revision", default="head")
 @friendly_errors
 def db_upgrade(revision):
     """Apply migrations up to REVISION (default: head)."""
-    from .db import current_revision, upgrade
-
-    app = make_app(check_schema=False)
-    engine = app.extensions["unionhub"]["engine"]
-    upgrade(engine, revision)
-    click.echo(f"database at revision {current_revision(engine)}")
+    _migrate("upgrade", revision)
 
 
 @db.command("downgrade")
@@ -216,12 +220,7 @@ def db_upgrade(revision):
 @friendly_errors
 def db_downgrade(revision):
     """Revert migrations down to REVISION."""
-    from .db import current_revision, downgrade
-
-    app = make_app(check_schema=False)
-    engine = app.extensions["unionhub"]["engine"]
-    downgrade(engine, revision)
-    click.echo(f"database at revision {current_revision(engine)}")
+    _migrate("downgrade", revision)
 
 
 @db.command("current")

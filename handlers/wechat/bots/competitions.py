@@ -48,15 +48,11 @@ def competitions_bot(ctx):
 
 @router.keyword("报名", "我的报名", "报名情况", "候补")
 def my_entries_bot(ctx):
-    person = ctx.person
-    if person is None or not person.bound:
-        return "请先回复“绑定”关联会员信息，再查询报名情况。"
     from server.services.wechat_views import entry_lines
 
-    lines = entry_lines(person)
-    if not lines:
-        return "您还没有竞赛报名。回复“竞赛”查看正在报名的竞赛。"
-    return "您的竞赛报名：\n" + "\n".join(lines)
+    from .subsidies import own_records
+
+    return own_records(ctx, entry_lines, "报名情况", "您还没有竞赛报名。回复“竞赛”查看正在报名的竞赛。", "您的竞赛报名：")
 
 
 @router.scene("comp:")

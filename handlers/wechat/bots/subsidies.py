@@ -54,12 +54,15 @@ def subsidy_rules_bot(ctx):
 
 @router.keyword("申请进度", "进度", "我的申请", "补贴进度")
 def subsidy_progress_bot(ctx):
-    person = ctx.person
-    if person is None or not person.bound:
-        return "请先回复“绑定”关联会员信息，再查询申请进度。"
     from server.services.wechat_views import application_lines
 
-    lines = application_lines(person)
-    if not lines:
-        return "您还没有补助申请。回复“补贴”查看可申请的项目。"
-    return "您的补助申请：\n" + "\n".join(lines)
+    return own_records(ctx, application_lines, "申请进度", "您还没有补助申请。回复“补贴”查看可申请的项目。", "您的补助申请：")
+
+
+def own_records(ctx, lines_of, what: str, empty: str, heading: str) -> str:
+    """A bound worker's own records as lines, or what to do first."""
+    person = ctx.person
+    if person is None or not person.bound:
+        return f"请先回复“绑定”关联会员信息，再查询{what}。"
+    lines = lines_of(person)
+    return heading + "\n" + "\n".join(lines) if lines else empty
