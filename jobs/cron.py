@@ -8,12 +8,14 @@ listed must be safe to run twice at once: two schedulers may be running.
 
 from __future__ import annotations
 
-from . import queues, system, wechat
+from . import competitions, notifications, queues, system, wechat
 
 #: (job function, queue name, {"interval": seconds} or {"cron": "m h dom mon dow"})
 RECURRING: list[tuple] = [
     (system.heartbeat, queues.DEFAULT, {"interval": 300}),
     (wechat.store_pushes, queues.DEFAULT, {"interval": 30}),
+    (notifications.sweep_returned_applications, queues.DEFAULT, {"interval": 900}),
+    (competitions.sweep_offers, queues.DEFAULT, {"interval": 300}),
 ]
 
 

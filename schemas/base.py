@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import marshmallow as ma
 from marshmallow import fields
 
@@ -57,6 +59,15 @@ def value_range(min=None, max=None) -> ma.validate.Range:
     else:
         msg = f"不能大于{max}"
     return ma.validate.Range(min=min, max=max, error=msg)
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def no_control_chars(value) -> None:
+    """Refuse NUL and other control characters in text (PostgreSQL cannot store NUL; nobody types the rest)."""
+    if isinstance(value, str) and _CONTROL_CHARS.search(value):
+        raise ma.ValidationError("不能包含控制字符")
 
 
 class Schema(ma.Schema):

@@ -126,7 +126,9 @@ def _register_unit_of_work(app: Flask) -> None:
 
     @app.after_request
     def _finish(response):
-        if response.status_code < 400:
+        if not db.registry.has():
+            pass  # the request never opened a session (the /wechat callback often does not)
+        elif response.status_code < 400:
             try:
                 db.commit()
             except SQLAlchemyError:

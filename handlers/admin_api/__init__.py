@@ -2,4 +2,6 @@
 
 
 def blueprints():
-    return []
+    from . import auth, competitions, subsidies
+
+    return [auth.blp, subsidies.blp, competitions.blp]

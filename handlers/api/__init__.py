@@ -2,6 +2,6 @@
 
 
 def blueprints():
-    from . import orgs
+    from . import auth, competitions, me, orgs, subsidies
 
-    return [orgs.blp]
+    return [orgs.blp, auth.blp, me.blp, subsidies.blp, competitions.blp]

@@ -9,6 +9,10 @@ decorators on the module-level :data:`router`:
     def help_bot(ctx): return "..."
 
 Rules are tried by priority (lower first), then by registration order.
+A bot registered ``slow=True`` always runs as a job; one registered
+``inline=True`` (no database, network or Redis work: it returns a constant
+or formats the push) runs on the request's own thread, skipping the hand-off
+to the pool that enforces the time budget; every other bot runs on the pool.
 Kinds: message type, event, menu key (CLICK), QR scene prefix (subscribe
 through a parameter QR code, SCAN, scancode_*), keyword (exact, prefix or
 regular expression).  A pending conversation (see ``BotContext.ask``)
@@ -28,6 +32,13 @@ from sqlalchemy import select
 
 CONVERSATION_TTL = 300
 CANCEL_WORDS = {"取消", "退出", "cancel"}
+#: ``BotContext(conversation=...)`` default: the conversation state has not been read yet.
+NOT_FETCHED: Any = object()
+
+
+def conversation_key(openid: str) -> str:
+    """The Redis key of a follower's pending conversation."""
+    return f"unionhub:wx:conv:{openid}"
 
 
 @dataclass
@@ -39,6 +50,7 @@ class Rule:
     match: str = "exact"  # for keywords
     slow: bool = False  # always run as a job, answer by customer-service message
     order: int = 0
+    inline: bool = False  # no I/O: run on the request's thread, not the budgeted pool
 
     @property
     def name(self) -> str:
@@ -58,6 +70,7 @@ class Route:
     func: Callable
     slow: bool = False
     kwargs: dict = field(default_factory=dict)
+    inline: bool = False
 
 
 class Router:
@@ -67,12 +80,15 @@ class Router:
         self.bots: dict[str, Rule | Callable] = {}
         self._fallback: Callable | None = None
 
-    def _add(self, kind, patterns, priority=100, match="exact", slow=False):
+    def _add(self, kind, patterns, priority=100, match="exact", slow=False, inline=False):
+        if slow and inline:
+            raise ValueError("a bot is either slow (run as a job) or inline, not both")
+
         def decorator(func):
             for pattern in patterns:
                 if kind == "keyword" and match == "regex":
                     pattern = re.compile(pattern)
-                rule = Rule(kind, pattern, func, priority, match, slow, len(self.rules))
+                rule = Rule(kind, pattern, func, priority, match, slow, len(self.rules), inline)
                 self.rules.append(rule)
             self.bots[func.__name__] = func
             self.rules.sort(key=lambda r: (r.priority, r.order))
@@ -80,22 +96,22 @@ class Router:
 
         return decorator
 
-    def message(self, *msg_types, priority=100, slow=False):
-        return self._add("message", [t.lower() for t in msg_types], priority, slow=slow)
+    def message(self, *msg_types, priority=100, slow=False, inline=False):
+        return self._add("message", [t.lower() for t in msg_types], priority, slow=slow, inline=inline)
 
-    def event(self, *events, priority=100, slow=False):
-        return self._add("event", [e.lower() for e in events], priority, slow=slow)
+    def event(self, *events, priority=100, slow=False, inline=False):
+        return self._add("event", [e.lower() for e in events], priority, slow=slow, inline=inline)
 
-    def menu(self, *keys, priority=100, slow=False):
-        return self._add("menu", keys, priority, slow=slow)
+    def menu(self, *keys, priority=100, slow=False, inline=False):
+        return self._add("menu", keys, priority, slow=slow, inline=inline)
 
-    def scene(self, *prefixes, priority=100, slow=False):
-        return self._add("scene", prefixes, priority, slow=slow)
+    def scene(self, *prefixes, priority=100, slow=False, inline=False):
+        return self._add("scene", prefixes, priority, slow=slow, inline=inline)
 
-    def keyword(self, *words, match="exact", priority=100, slow=False):
+    def keyword(self, *words, match="exact", priority=100, slow=False, inline=False):
         if match not in ("exact", "prefix", "regex"):
             raise ValueError("match must be exact, prefix or regex")
-        return self._add("keyword", words, priority, match, slow)
+        return self._add("keyword", words, priority, match, slow, inline)
 
     def conversation(self, name: str):
         def decorator(func):
@@ -115,7 +131,7 @@ class Router:
     def _first(self, kind: str, test) -> Route | None:
         for rule in self.rules:
             if rule.kind == kind and test(rule):
-                return Route(rule.name, rule.func, rule.slow)
+                return Route(rule.name, rule.func, rule.slow, inline=rule.inline)
         return None
 
     def resolve(self, ctx: "BotContext") -> Route:
@@ -125,13 +141,13 @@ class Router:
             if pending and pending.get("step") in self.conversations:
                 if text.lower() in CANCEL_WORDS:
                     ctx.end_conversation()
-                    return Route("conversation_cancelled", lambda c: "已取消。如需帮助，请回复“帮助”。")
+                    return Route("conversation_cancelled", lambda c: "已取消。如需帮助，请回复“帮助”。", inline=True)
                 func = self.conversations[pending["step"]]
                 return Route(func.__name__, func, kwargs={"state": pending.get("data") or {}})
             db_reply = _keyword_reply_from_db(text)
             code_route = self._first("keyword", lambda r: r.matches_text(text))
             if db_reply is not None and (code_route is None or db_reply[0] <= _priority_of(self, code_route)):
-                return Route("keyword_reply", lambda c, _t=db_reply[1]: _t)
+                return Route("keyword_reply", lambda c, _t=db_reply[1]: _t, inline=True)
             if code_route:
                 return code_route
         elif ctx.msg_type == "event":
@@ -205,7 +221,7 @@ def _keyword_reply_from_db(text: str) -> tuple[int, str] | None:
 class BotContext:
     """What a bot sees: the push, the sender, their conversation state, and reply helpers."""
 
-    def __init__(self, message: dict, redis, config):
+    def __init__(self, message: dict, redis, config, conversation: Any = NOT_FETCHED):
         self.message = message
         self.redis = redis
         self.config = config
@@ -216,6 +232,9 @@ class BotContext:
         self.content: str = message.get("Content") or ""
         self._person = None
         self._person_loaded = False
+        # The raw conversation state when the caller already read it (the callback reads it with
+        # its claim); used once, by the first conversation_state().
+        self._conversation_raw = conversation
 
     @property
     def scene(self) -> str | None:
@@ -253,14 +272,17 @@ class BotContext:
     # -- conversation state (Redis, with expiry) ---------------------------------------------
 
     def _conv_key(self) -> str:
-        return f"unionhub:wx:conv:{self.openid}"
+        return conversation_key(self.openid)
 
     def ask(self, step: str, data: dict | None = None, ttl: int = CONVERSATION_TTL) -> None:
         """Read the user's next text message with the conversation handler ``step``."""
+        self._conversation_raw = NOT_FETCHED
         self.redis.set(self._conv_key(), json.dumps({"step": step, "data": data or {}}, ensure_ascii=False), ex=ttl)
 
     def conversation_state(self) -> dict | None:
-        raw = self.redis.get(self._conv_key())
+        raw, self._conversation_raw = self._conversation_raw, NOT_FETCHED
+        if raw is NOT_FETCHED:
+            raw = self.redis.get(self._conv_key())
         if not raw:
             return None
         try:
@@ -269,6 +291,7 @@ class BotContext:
             return None
 
     def end_conversation(self) -> None:
+        self._conversation_raw = NOT_FETCHED
         self.redis.delete(self._conv_key())
 
 

@@ -2,7 +2,14 @@
 
 from .audit import AuditEntry
 from .base import Base, utcnow
-from .competitions import COMPETITION_LEVEL_LABELS, Competition, CompetitionLevel
+from .competitions import (
+    COMPETITION_LEVEL_LABELS,
+    ENTRY_STATUS_LABELS,
+    Competition,
+    CompetitionEntry,
+    CompetitionLevel,
+    EntryStatus,
+)
 from .orgs import ORG_KIND_LABELS, Organisation, OrgKind
 from .people import (
     EDUCATION_LABELS,
@@ -15,14 +22,35 @@ from .people import (
 )
 from .staff import STAFF_ROLE_LABELS, Staff, StaffRole
 from .wechat import KeywordReply, WechatPush
-from .subsidies import SUBSIDY_KIND_LABELS, SubsidyKind, SubsidyProgram
+from .subsidies import (
+    APPLICATION_STATUS_LABELS,
+    SUBSIDY_KIND_LABELS,
+    ApplicationAttachment,
+    ApplicationEvent,
+    ApplicationStatus,
+    SubsidyAllowance,
+    SubsidyApplication,
+    SubsidyKind,
+    SubsidyProgram,
+)
+from .inbox import InboxMessage
 
 __all__ = [
+    "APPLICATION_STATUS_LABELS",
+    "ApplicationAttachment",
+    "ApplicationEvent",
+    "ApplicationStatus",
+    "InboxMessage",
+    "SubsidyAllowance",
+    "SubsidyApplication",
     "AuditEntry",
     "Base",
     "COMPETITION_LEVEL_LABELS",
     "Competition",
     "CompetitionLevel",
+    "CompetitionEntry",
+    "ENTRY_STATUS_LABELS",
+    "EntryStatus",
     "EDUCATION_LABELS",
     "Education",
     "ORG_KIND_LABELS",

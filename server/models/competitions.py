@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, JSONType, TimestampMixin
+from .base import Base, JSONType, TimestampMixin, utcnow
 from .orgs import Organisation
+from .people import Person
+
+
+def new_token() -> str:
+    """An unguessable token for QR payloads (venue codes, admission codes)."""
+    return secrets.token_urlsafe(18)
 
 
 class CompetitionLevel(str, enum.Enum):
@@ -33,6 +40,8 @@ class Competition(TimestampMixin, Base):
         CheckConstraint("capacity > 0", name="capacity"),
         CheckConstraint("status IN ('draft', 'published', 'cancelled', 'finished')", name="status"),
         CheckConstraint("signup_start < signup_end", name="signup_window"),
+        CheckConstraint("org_quota_kind IN ('district', 'enterprise')", name="org_quota_kind"),
+        CheckConstraint("offer_hours > 0", name="offer_hours"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,6 +57,14 @@ class Competition(TimestampMixin, Base):
     practical_at: Mapped[datetime | None]
     capacity: Mapped[int]
     org_quota: Mapped[int | None]  # places per organisation, when set
+    # Which union the quota counts per: the entrant's district union or enterprise union.
+    org_quota_kind: Mapped[str] = mapped_column(String(16), default="enterprise", server_default="enterprise")
+    # Hours a promoted waiting-list entrant has to confirm before the place passes on.
+    offer_hours: Mapped[int] = mapped_column(default=48, server_default="48")
+    # The token printed in the venue's check-in QR code (mini-program scan); unguessable.
+    venue_code: Mapped[str | None] = mapped_column(String(64), unique=True, default=new_token)
+    # Last candidate number handed out (taken under the competition's row lock).
+    last_candidate_no: Mapped[int] = mapped_column(default=0, server_default="0")
     eligibility: Mapped[dict] = mapped_column(JSONType, default=dict)
     entry_mode: Mapped[str] = mapped_column(String(16), default="individual")
     team_min: Mapped[int | None]
@@ -58,3 +75,76 @@ class Competition(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")
 
     organiser: Mapped[Organisation] = relationship()
+
+
+class EntryStatus(str, enum.Enum):
+    PENDING_APPROVAL = "pending_approval"  # holds a place until the organiser decides
+    CONFIRMED = "confirmed"
+    WAITLISTED = "waitlisted"
+    OFFERED = "offered"  # promoted from the waiting list, holds a place until it confirms or the offer expires
+    WITHDRAWN = "withdrawn"
+    REJECTED = "rejected"
+    REMOVED = "removed"
+    EXPIRED = "expired"  # an offer not confirmed in time
+
+
+ENTRY_STATUS_LABELS = {
+    EntryStatus.PENDING_APPROVAL: "待审核",
+    EntryStatus.CONFIRMED: "报名成功",
+    EntryStatus.WAITLISTED: "候补中",
+    EntryStatus.OFFERED: "递补待确认",
+    EntryStatus.WITHDRAWN: "已退赛",
+    EntryStatus.REJECTED: "未通过审核",
+    EntryStatus.REMOVED: "已被取消资格",
+    EntryStatus.EXPIRED: "递补未确认已失效",
+}
+
+#: An entry in one of these states is the person's one active entry in the competition.
+ACTIVE_STATUSES = (EntryStatus.PENDING_APPROVAL, EntryStatus.CONFIRMED, EntryStatus.WAITLISTED, EntryStatus.OFFERED)
+#: ... and in one of these it holds one of the competition's places.
+HOLDING_STATUSES = (EntryStatus.PENDING_APPROVAL, EntryStatus.CONFIRMED, EntryStatus.OFFERED)
+
+_ACTIVE_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES) + ")"
+
+
+class CompetitionEntry(TimestampMixin, Base):
+    """One person's entry in one competition, in arrival order (``id``, assigned under the competition's lock).
+
+    The partial unique index ``uq_competition_entries_active`` is what makes
+    "one active entry per person and competition" a database fact.
+    """
+
+    __tablename__ = "competition_entries"
+    __table_args__ = (
+        CheckConstraint("status IN (" + ", ".join(f"'{s.value}'" for s in EntryStatus) + ")", name="status"),
+        Index("uq_competition_entries_active", "competition_id", "person_id", unique=True,
+              sqlite_where=text(_ACTIVE_SQL), postgresql_where=text(_ACTIVE_SQL)),
+        Index("ix_competition_entries_competition_status", "competition_id", "status"),
+        UniqueConstraint("competition_id", "candidate_number", name="uq_competition_entries_candidate_number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))  # the person's union at sign-up
+    quota_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))  # the union its quota counts in
+    entered_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # an officer on the worker's behalf
+    status: Mapped[str] = mapped_column(String(20))
+    status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    offer_expires_at: Mapped[datetime | None]
+    candidate_number: Mapped[str | None] = mapped_column(String(16))
+    admission_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)  # the QR payload's secret part
+    checked_in_at: Mapped[datetime | None]
+    checked_in_via: Mapped[str | None] = mapped_column(String(16))  # staff | wechat | miniprogram
+    checked_in_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+    #: Not a column: the waiting-list position sign-up counted under the lock (saves a query in its answer).
+    known_position = None
+
+    competition: Mapped[Competition] = relationship()
+    person: Mapped[Person] = relationship()
+    org: Mapped[Organisation | None] = relationship(foreign_keys=[org_id])
+
+    def __repr__(self) -> str:
+        return f"<CompetitionEntry {self.id} {self.status}>"

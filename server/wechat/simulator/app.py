@@ -10,11 +10,11 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from . import api, control
+from . import api, control, phone
 from .state import SimConfig, SimState, WxError
 
 #: Blueprints every simulator app gets; append here to add pages.
-_BLUEPRINTS = [api.bp, control.bp]
+_BLUEPRINTS = [api.bp, control.bp, phone.bp]
 
 
 def create_simulator_app(oa_appid: str, oa_secret: str, mp_appid: str, mp_secret: str, oa_token: str,

@@ -146,6 +146,8 @@ code{{background:#f6f6f6;padding:1px 4px;border-radius:3px}}a{{color:#576b95}}sm
 <header><h1>微信模拟器 · WeChat simulator</h1><small>api.weixin.qq.com 与企业微信群机器人的本地替身 ·
 a local stand-in for WeChat's servers and the WeCom group bot</small></header>
 <main>
+<section><h2>模拟手机 Phone</h2><p><a href="/sim/phone">打开模拟手机 /sim/phone</a> ·
+<small>以演示职工身份向公众号发消息、点菜单、扫码、关注（明文/兼容/安全模式）</small></p></section>
 <section><h2>应用 Apps</h2><table>
 <tr><th>公众号 Official Account</th><td><code>{oa_appid}</code></td></tr>
 <tr><th>小程序 Mini-program</th><td><code>{mp_appid}</code></td></tr>

@@ -1,0 +1,29 @@
+"""GET and PUT /api/v1/me: the worker's profile (the ID number only ever masked)."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from handlers.common import current_person, error_responses, login_required
+from schemas.me import ProfileSchema, ProfileUpdateSchema
+from server.services import profile
+
+blp = Blueprint("mp_me", __name__, url_prefix="/api/v1/me", description="The worker's profile (个人信息)")
+
+
+@blp.route("")
+class Me(MethodView):
+    @login_required(blp)
+    @blp.response(200, ProfileSchema)
+    def get(self):
+        """The profile of the logged-in worker."""
+        return profile.profile_view(current_person())
+
+    @login_required(blp)
+    @blp.arguments(ProfileUpdateSchema)
+    @blp.response(200, ProfileSchema)
+    @error_responses(blp, 409)
+    def put(self, args):
+        """Update the profile; fields left out are kept.  409 id_number_taken for a number bound to someone else."""
+        return profile.profile_view(profile.update_profile(current_person(), args))

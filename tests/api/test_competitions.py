@@ -1,0 +1,223 @@
+"""Skill competitions as a worker meets them in the mini-program."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from jobs.competitions import sweep_offers
+from server.extensions import db
+from tests.api import assert_error, bearer, login, make_world, worker
+from tests.competition_helpers import entrant, entry_of, inbox_titles, make_competition, sign_up
+
+
+@pytest.fixture
+def world():
+    return make_world()
+
+
+def _detail(client, cid, token=None):
+    response = client.get(f"/api/v1/competitions/{cid}", headers=bearer(token) if token else {})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_places_fill_then_the_waiting_list_grows_in_arrival_order(client, world):
+    comp = make_competition(world, capacity=2)
+    people = [entrant(world) for _ in range(4)]
+    answers = [sign_up(client, token, comp.id) for _, token in people]
+    assert [a.status_code for a in answers] == [201] * 4
+    bodies = [a.get_json() for a in answers]
+    assert [b["status"] for b in bodies] == ["confirmed", "confirmed", "waitlisted", "waitlisted"]
+    assert [b["position"] for b in bodies] == [None, None, 1, 2]
+    assert bodies[0]["candidate_number"] != bodies[1]["candidate_number"]
+    assert bodies[0]["admission_code"].startswith("UHE:") and bodies[2]["admission_code"] is None
+    detail = _detail(client, comp.id, people[3][1])
+    assert (detail["places_left"], detail["waitlist_length"], detail["my_status"]) == (0, 2, "waitlisted")
+    assert detail["my_entry"]["position"] == 2 and "venue_code" not in detail
+    assert "焊工" in "".join(detail["eligibility_text"])
+    anonymous = _detail(client, comp.id)
+    assert "my_status" not in anonymous and anonymous["places_left"] == 0
+
+
+def test_sign_up_through_login_and_profile(client, world):
+    comp = make_competition(world)
+    token, _ = worker(client, world, "welder01", trade="焊工", skill_level="technician")
+    body = sign_up(client, token, comp.id).get_json()
+    assert body["status"] == "confirmed" and body["competition_name"] == comp.name
+    mine = client.get("/api/v1/me/entries", headers=bearer(token)).get_json()
+    assert [e["id"] for e in mine] == [body["id"]]
+
+
+def test_not_eligible_lists_every_reason(client, world):
+    comp = make_competition(world, organiser_org_id=world.orgs["east"].id)
+    _, token = entrant(world, org="mill", birth="19600101", is_member=False, trade="电工", skill_level="junior")
+    body = assert_error(sign_up(client, token, comp.id), 403, "not_eligible")
+    assert {r["code"] for r in body["reasons"]} == {"not_member", "trade_mismatch", "skill_level_too_low", "too_old",
+                                                     "org_not_eligible"}
+    assert all(r["message"] for r in body["reasons"])
+    _, young = entrant(world, birth="20150101", skill_level=None)
+    codes = {r["code"] for r in assert_error(sign_up(client, young, comp.id), 403, "not_eligible")["reasons"]}
+    assert codes == {"too_young", "skill_level_too_low"}
+    bare = login(client, "newcomer")  # logged in, no profile yet
+    codes = {r["code"] for r in assert_error(sign_up(client, bare, comp.id), 403, "not_eligible")["reasons"]}
+    assert {"profile_incomplete", "not_member", "age_unknown", "org_not_eligible"} <= codes
+    assert client.get(f"/api/v1/competitions/{comp.id}").get_json()["places_left"] == 3  # nothing was taken
+
+
+def test_window_closed_already_entered_and_team_entry(client, world):
+    now = datetime.now(timezone.utc)
+    _, token = entrant(world)
+    closed = make_competition(world, signup_start=now - timedelta(days=9), signup_end=now - timedelta(days=1))
+    assert_error(sign_up(client, token, closed.id), 409, "window_closed")
+    later = make_competition(world, signup_start=now + timedelta(days=1), signup_end=now + timedelta(days=9))
+    assert_error(sign_up(client, token, later.id), 409, "window_closed")
+    comp = make_competition(world)
+    first = sign_up(client, token, comp.id).get_json()
+    assert_error(sign_up(client, token, comp.id), 409, "already_entered", current_state="confirmed", entry_id=first["id"])
+    team = make_competition(world, entry_mode="team", team_min=2, team_max=3)
+    assert_error(sign_up(client, token, team.id), 409, "team_entry_required")
+    draft = make_competition(world, status="draft")
+    assert_error(sign_up(client, token, draft.id), 404, "not_found")
+    assert_error(sign_up(client, "bogus", comp.id), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("kind, other_org, other_ok", [("enterprise", "mill", True), ("district", "east", False)])
+def test_org_quota(client, world, kind, other_org, other_ok):
+    from server.services.orgs import create_org
+
+    second_factory = create_org(name="东湖第二机械厂工会", kind="enterprise", parent=world.orgs["east"])
+    db.commit()
+    world.orgs["factory2"] = second_factory
+    comp = make_competition(world, capacity=10, org_quota=1, org_quota_kind=kind)
+    assert sign_up(client, entrant(world)[1], comp.id).get_json()["status"] == "confirmed"
+    body = assert_error(sign_up(client, entrant(world)[1], comp.id), 409, "org_quota_full")
+    assert "1" in body["message"]
+    other = sign_up(client, entrant(world, org="factory2")[1], comp.id)
+    assert (other.status_code == 201) is other_ok
+    assert sign_up(client, entrant(world, org=other_org if other_ok else "mill")[1], comp.id).status_code == 201
+
+
+def test_entries_needing_approval_hold_a_place(client, world):
+    comp = make_competition(world, capacity=1, needs_approval=True)
+    assert sign_up(client, entrant(world)[1], comp.id).get_json()["status"] == "pending_approval"
+    assert sign_up(client, entrant(world)[1], comp.id).get_json()["status"] == "waitlisted"
+
+
+def test_withdrawal_promotes_the_first_waitlisted_who_confirms(client, world, run_jobs):
+    comp = make_competition(world, capacity=1, offer_hours=24)
+    (a, ta), (b, tb), (c, tc) = entrant(world), entrant(world), entrant(world)
+    for token in (ta, tb, tc):
+        sign_up(client, token, comp.id)
+    withdrawn = client.delete(f"/api/v1/competitions/{comp.id}/entries/mine", headers=bearer(ta))
+    assert withdrawn.status_code == 200 and withdrawn.get_json()["status"] == "withdrawn"
+    offered = _detail(client, comp.id, tb)["my_entry"]
+    assert offered["status"] == "offered" and offered["offer_expires_at"]
+    deadline = datetime.fromisoformat(offered["offer_expires_at"])
+    assert timedelta(hours=23) < deadline - datetime.now(timezone.utc) <= timedelta(hours=24)
+    assert _detail(client, comp.id, tc)["my_entry"]["position"] == 1
+    run_jobs()
+    assert inbox_titles(b) == ["候补递补通知"] and inbox_titles(a) == []
+    # The waitlisted one cannot confirm; the offered one can, once.
+    assert_error(client.post(f"/api/v1/competitions/{comp.id}/entries/mine/confirm", headers=bearer(tc)),
+                 409, "invalid_state", current_state="waitlisted")
+    confirmed = client.post(f"/api/v1/competitions/{comp.id}/entries/mine/confirm", headers=bearer(tb)).get_json()
+    assert confirmed["status"] == "confirmed" and confirmed["candidate_number"]
+    assert_error(client.post(f"/api/v1/competitions/{comp.id}/entries/mine/confirm", headers=bearer(tb)),
+                 409, "invalid_state", current_state="confirmed")
+    # Withdrawing twice is a 409 with the current state; entering again joins the end of the queue.
+    assert_error(client.delete(f"/api/v1/competitions/{comp.id}/entries/mine", headers=bearer(ta)),
+                 409, "invalid_state", current_state="withdrawn")
+    again = sign_up(client, ta, comp.id).get_json()
+    assert (again["status"], again["position"]) == ("waitlisted", 2)
+    statuses = [e["status"] for e in client.get("/api/v1/me/entries", headers=bearer(ta)).get_json()]
+    assert statuses == ["waitlisted", "withdrawn"]
+    assert_error(client.delete(f"/api/v1/competitions/{comp.id}/entries/mine", headers=bearer(entrant(world)[1])),
+                 404, "not_entered")
+
+
+def test_an_unconfirmed_offer_expires_and_the_place_passes_on(client, world, run_jobs):
+    comp = make_competition(world, capacity=1)
+    (a, ta), (b, tb), (c, tc) = entrant(world), entrant(world), entrant(world)
+    for token in (ta, tb, tc):
+        sign_up(client, token, comp.id)
+    client.delete(f"/api/v1/competitions/{comp.id}/entries/mine", headers=bearer(ta))
+    entry = entry_of(b, comp.id)
+    entry.offer_expires_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    db.commit()
+    # Before the sweep runs the deadline still holds.
+    assert_error(client.post(f"/api/v1/competitions/{comp.id}/entries/mine/confirm", headers=bearer(tb)),
+                 409, "offer_expired", current_state="offered")
+    assert sweep_offers() == {"expired": [entry.id], "reminded": []}
+    assert sweep_offers() == {"expired": [], "reminded": []}  # safe to run again
+    assert entry_of(b, comp.id).status == "expired" and entry_of(c, comp.id).status == "offered"
+    # An offer due soon gets a reminder, once.
+    offer = entry_of(c, comp.id)
+    offer.offer_expires_at = datetime.now(timezone.utc) + timedelta(hours=2)
+    db.commit()
+    assert sweep_offers()["reminded"] == [offer.id]
+    sweep_offers()
+    run_jobs()
+    assert inbox_titles(b) == ["候补递补通知", "递补名额已失效"]
+    assert inbox_titles(c) == ["候补递补通知", "递补确认即将截止"]
+
+
+def test_list_puts_open_competitions_first_and_filters(client, world):
+    now = datetime.now(timezone.utc)
+    closed = make_competition(world, name="已截止", signup_start=now - timedelta(days=9), signup_end=now - timedelta(days=1))
+    upcoming = make_competition(world, name="即将报名", signup_start=now + timedelta(days=1), signup_end=now + timedelta(days=5))
+    open_ = make_competition(world, name="报名中")
+    district = make_competition(world, name="数控", trade="数控车工", level="district")
+    make_competition(world, name="草稿", status="draft")
+    names = [c["name"] for c in client.get("/api/v1/competitions").get_json()]
+    assert names == [open_.name, district.name, upcoming.name, closed.name]
+    assert [c["name"] for c in client.get("/api/v1/competitions?trade=数控车工").get_json()] == ["数控"]
+    assert [c["name"] for c in client.get("/api/v1/competitions?level=district").get_json()] == ["数控"]
+    first = client.get("/api/v1/competitions").get_json()[0]
+    assert first["signup_open"] and first["places_left"] == 3 and "venue_code" not in first
+    assert_error(client.get("/api/v1/competitions?level=planet"), 422, "validation_error")
+    assert_error(client.get("/api/v1/competitions/99999999999999999999"), 404, "not_found")
+    assert_error(client.get(f"/api/v1/competitions/{district.id + 1}"), 404, "not_found")  # the draft
+
+
+def test_check_in_with_the_venue_code(client, world):
+    comp = make_competition(world, capacity=1)
+    other = make_competition(world, name="另一场竞赛")
+    (a, ta), (_, tb) = entrant(world), entrant(world)
+    sign_up(client, ta, comp.id)
+    sign_up(client, tb, comp.id)  # waitlisted
+    url = f"/api/v1/competitions/{comp.id}/checkin"
+    first = client.post(url, json={"code": f"checkin:{comp.id}:{comp.venue_code}"}, headers=bearer(ta))
+    assert first.status_code == 200 and first.get_json()["first_scan"] is True
+    again = client.post(url, json={"code": comp.venue_code}, headers=bearer(ta)).get_json()
+    assert again["first_scan"] is False and again["entry"]["checked_in_at"] == first.get_json()["entry"]["checked_in_at"]
+    assert entry_of(a, comp.id).checked_in_via == "miniprogram"
+    assert_error(client.post(url, json={"code": other.venue_code}, headers=bearer(ta)), 409, "wrong_competition")
+    assert_error(client.post(url, json={"code": "nonsense"}, headers=bearer(ta)), 400, "invalid_code")
+    assert_error(client.post(url, json={"code": comp.venue_code}, headers=bearer(tb)), 409, "entry_not_confirmed",
+                 current_state="waitlisted")
+    _, stranger = entrant(world)
+    assert_error(client.post(url, json={"code": comp.venue_code}, headers=bearer(stranger)), 409, "not_entered")
+    assert_error(client.delete(f"/api/v1/competitions/{comp.id}/entries/mine", headers=bearer(ta)), 409,
+                 "invalid_state", current_state="confirmed")
+    assert_error(client.post(url, json={}, headers=bearer(ta)), 422, "validation_error")
+    assert_error(client.post(url, json={"code": comp.venue_code, "x": 1}, headers=bearer(ta)), 422, "validation_error")
+    assert_error(client.post(url, data="[]", content_type="application/json", headers=bearer(ta)), 422,
+                 "validation_error")
+
+
+def test_withdrawn_entrants_cannot_check_in(client, world):
+    comp = make_competition(world)
+    a, ta = entrant(world)
+    sign_up(client, ta, comp.id)
+    client.delete(f"/api/v1/competitions/{comp.id}/entries/mine", headers=bearer(ta))
+    body = assert_error(client.post(f"/api/v1/competitions/{comp.id}/checkin", json={"code": comp.venue_code},
+                                    headers=bearer(ta)), 409, "entry_not_confirmed", current_state="withdrawn")
+    assert "退赛" in body["message"]
+
+
+def test_openapi_documents_the_competition_paths(client):
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    for path in ("/api/v1/competitions", "/api/v1/competitions/{competition_id}/entries",
+                 "/api/v1/competitions/{competition_id}/entries/mine", "/api/v1/me/entries",
+                 "/api/v1/competitions/{competition_id}/checkin", "/api/admin/v1/competitions/{competition_id}/checkins"):
+        assert path in paths

@@ -1,0 +1,170 @@
+"""The competition sign-up rush on PostgreSQL, against a trivial endpoint measured in the same run.
+
+    DATABASE_URL=postgresql://.../throwaway REDIS_URL=redis://.../N python -m tests.perf signup \\
+        [--workers 5000] [--places 300] [--connections 64]
+
+Setup: the schema migrated into ``DATABASE_URL`` (PostgreSQL only: point it at a
+throwaway database), one city federation with 50 enterprise unions, ``--workers``
+distinct bound union members with mini-program tokens, one competition open for
+sign-up with ``--places`` places; two gunicorn servers with the callback
+benchmark's settings, one after the other: the baseline
+``tests.perf.trivial_app:app`` (GET /healthz) and ``server.wsgi:app``.
+
+Load: ``--connections`` keep-alive connections, each a thread, firing every
+worker's ``POST /api/v1/competitions/{id}/entries`` once, all released
+together; the baseline gets the same number of GET /healthz requests.
+
+Prints confirmed / waitlisted / duplicate counts (from the database), each
+target's requests/s and p50/p99, the throughput ratio, and the issue's
+targets: exactly ``places`` confirmed, 0 duplicates, ratio >= 0.3, p99 < 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from .bench_callback import RESULTS, Gunicorn, Infra
+
+TARGET_RATIO, TARGET_P99_MS = 0.3, 200.0
+
+
+def _setup(env: dict, workers: int, places: int) -> tuple[int, list[str]]:
+    """Organisations, workers with tokens and the competition; answers (competition id, tokens)."""
+    from server.app import create_app
+    from server.config import Config
+    from server.extensions import db
+    from server.models import Competition, Person
+    from server.services import auth
+    from server.services.orgs import create_org
+
+    app = create_app(Config.from_env(environ=env))
+    with app.app_context():
+        city = create_org(name="基准测试市总工会", kind="city")
+        unions = [create_org(name=f"基准测试企业{i}工会", kind="enterprise", parent=city) for i in range(50)]
+        people = [Person(real_name=f"职工{i}", id_number_hash=f"bench-{i}", org_id=unions[i % 50].id, trade="焊工",
+                         skill_level="senior", is_member=True, mp_openid=f"bench-mp-{i}") for i in range(workers)]
+        db.add_all(people)
+        now = datetime.now(timezone.utc)
+        competition = Competition(name="基准测试焊工竞赛", trade="焊工", level="city", organiser_org_id=city.id,
+                                  signup_start=now - timedelta(hours=1), signup_end=now + timedelta(days=1),
+                                  capacity=places, eligibility={"member_required": True, "trades": ["焊工"]},
+                                  status="published")
+        db.add(competition)
+        db.flush()
+        tokens = [auth.issue_token(auth.API, {"person_id": p.id}, 3600) for p in people]
+        db.commit()
+        cid = competition.id
+        db.remove()
+    app.extensions["unionhub"]["engine"].dispose()
+    return cid, tokens
+
+
+def _fire(url: str, method: str, path: str, tokens: list[str | None], connections: int) -> dict:
+    """Send one request per token over ``connections`` keep-alive connections released together."""
+    host, port = url.removeprefix("http://").split(":")
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    lock = threading.Lock()
+    barrier = threading.Barrier(connections + 1)
+
+    def run(share):
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        mine, codes = [], Counter()
+        barrier.wait()
+        for token in share:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            started = time.perf_counter()
+            conn.request(method, path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - started)
+            codes[response.status] += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            statuses.update(codes)
+
+    threads = [threading.Thread(target=run, args=(tokens[i::connections],)) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(int(p * len(latencies)), len(latencies) - 1)] * 1000, 2)
+
+    return {"requests": len(latencies), "seconds": round(elapsed, 3), "rps": round(len(latencies) / elapsed, 1),
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "statuses": dict(statuses)}
+
+
+def _tally(database_url: str, competition_id: int) -> dict:
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        statuses = dict(conn.execute("SELECT status, count(*) FROM competition_entries WHERE competition_id = %s "
+                                     "GROUP BY status", (competition_id,)).fetchall())
+        duplicates = conn.execute("SELECT count(*) FROM (SELECT person_id FROM competition_entries WHERE "
+                                  "competition_id = %s GROUP BY person_id HAVING count(*) > 1) d",
+                                  (competition_id,)).fetchone()[0]
+    return {"confirmed": statuses.get("confirmed", 0), "waitlisted": statuses.get("waitlisted", 0),
+            "duplicates": duplicates, "statuses": statuses}
+
+
+def _serve(module: str, env: dict, workdir: Path, name: str, fire) -> dict:
+    server = Gunicorn(module, env, workdir, name)
+    try:
+        server.wait_ready()
+        return fire(server.url)
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.perf signup", description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=5000)
+    parser.add_argument("--places", type=int, default=300)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args(argv)
+    if not os.environ.get("DATABASE_URL", "").startswith("postgresql"):
+        print("bench signup: set DATABASE_URL to a throwaway PostgreSQL database (and REDIS_URL to a throwaway Redis)")
+        return 2
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-signup-")))
+        infra = Infra(stack, workdir, seed=False)
+        cid, tokens = _setup(infra.env, args.workers, args.places)
+        baseline = _serve("tests.perf.trivial_app:app", infra.env, workdir, "trivial",
+                          lambda url: _fire(url, "GET", "/healthz", [None] * len(tokens), args.connections))
+        signup = _serve("server.wsgi:app", infra.env, workdir, "unionhub",
+                        lambda url: _fire(url, "POST", f"/api/v1/competitions/{cid}/entries", tokens, args.connections))
+        tally = _tally(infra.database_url, cid)
+    ratio = round(signup["rps"] / baseline["rps"], 3)
+    result = {"at": datetime.now().isoformat(timespec="seconds"), "workers": args.workers, "places": args.places,
+              "connections": args.connections, "trivial": baseline, "signup": signup, "ratio": ratio, **tally}
+    checks = {f"exactly {args.places} confirmed": tally["confirmed"] == args.places,
+              "0 duplicates": tally["duplicates"] == 0,
+              f"every sign-up answered 201 ({args.workers})": signup["statuses"] == {201: args.workers},
+              f"ratio >= {TARGET_RATIO}": ratio >= TARGET_RATIO, f"p99 < {TARGET_P99_MS:.0f} ms":
+              signup["p99_ms"] < TARGET_P99_MS}
+    print(f"confirmed {tally['confirmed']}, waitlisted {tally['waitlisted']}, duplicates {tally['duplicates']}")
+    for name, r in (("trivial GET /healthz", baseline), ("sign-up POST", signup)):
+        print(f"{name:22} {r['rps']:>8} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  {r['statuses']}")
+    print(f"throughput ratio {ratio}")
+    for name, ok in checks.items():
+        print(f"  [{'ok' if ok else 'MISSED'}] {name}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"signup-{int(time.time())}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0 if all(checks.values()) else 1

@@ -1,0 +1,125 @@
+"""Capacity under a sign-up rush, on PostgreSQL with real concurrent requests."""
+
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from server.errors import ServiceError
+from server.extensions import db
+from server.models import CompetitionEntry, Person
+from server.services import competitions
+from tests.api import bearer, make_world
+from tests.competition_helpers import entrant, make_competition
+
+pytestmark = pytest.mark.postgres
+
+
+def _all_at_once(calls) -> list:
+    """Run every callable in its own thread, released together by a barrier; answers their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        results[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return results
+
+
+def _request(app, method: str, url: str, token: str):
+    """One HTTP request through the whole stack (token, unit of work, commit in after_request)."""
+    def call():
+        response = app.test_client().open(url, method=method, headers=bearer(token))
+        return response.status_code, response.get_json()
+    return call
+
+
+def _rush(app, competition_id: int, tokens: list[str]) -> list[tuple[int, dict]]:
+    return _all_at_once([_request(app, "POST", f"/api/v1/competitions/{competition_id}/entries", t) for t in tokens])
+
+
+def _service_sign_up(app, competition_id: int, person_id: int):
+    """``sign_up`` in its own app context, session and commit (what one request does, minus HTTP)."""
+    def call():
+        with app.app_context():
+            try:
+                entry = competitions.sign_up(db.get(Person, person_id), competition_id)
+                db.commit()
+                return "ok", entry.status
+            except ServiceError as exc:
+                db.rollback()
+                return "refused", exc.code
+            finally:
+                db.remove()
+    return call
+
+
+def _entries(competition_id: int) -> list[CompetitionEntry]:
+    db.expire_all()
+    return list(db.scalars(select(CompetitionEntry).where(CompetitionEntry.competition_id == competition_id)
+                           .order_by(CompetitionEntry.id)))
+
+
+def test_two_hundred_concurrent_sign_ups_for_ten_places(app):
+    world = make_world()
+    comp = make_competition(world, capacity=10)
+    people = [entrant(world)[0].id for _ in range(200)]
+    # Twenty of them tap twice: 220 sign-ups at once.
+    # (At this scale the service is called directly: one process's Redis pool, which every HTTP request
+    # uses for its token, allows 100 connections.)
+    results = _all_at_once([_service_sign_up(app, comp.id, pid) for pid in people + people[:20]])
+    assert Counter(results) == {("ok", "confirmed"): 10, ("ok", "waitlisted"): 190, ("refused", "already_entered"): 20}
+
+    entries = _entries(comp.id)
+    assert len(entries) == 200 and len({e.person_id for e in entries}) == 200  # no one twice
+    # Arrival order: ids were assigned under the competition's lock; the first ten hold the places,
+    # the rest queue in that order, and the times taken under the lock agree.
+    assert [e.status for e in entries] == ["confirmed"] * 10 + ["waitlisted"] * 190
+    assert [e.status_changed_at for e in entries] == sorted(e.status_changed_at for e in entries)
+    assert [competitions.waitlist_position(e) for e in entries[10:]] == list(range(1, 191))
+    assert len({e.candidate_number for e in entries[:10]}) == 10
+
+
+def test_sign_ups_over_http_in_a_rush(app):
+    """The same through the whole stack (token, unit of work, commit in after_request), 80 at once."""
+    world = make_world()
+    comp = make_competition(world, capacity=10)
+    people = [entrant(world) for _ in range(70)]
+    results = _rush(app, comp.id, [t for _, t in people] + [t for _, t in people[:10]])
+    assert Counter((status, body.get("status") or body["code"]) for status, body in results) == {
+        (201, "confirmed"): 10, (201, "waitlisted"): 60, (409, "already_entered"): 10}
+    positions = sorted(body["position"] for status, body in results if status == 201 and body["position"])
+    assert positions == list(range(1, 61))
+    assert len({e.person_id for e in _entries(comp.id)}) == 70
+
+
+def test_an_organisation_quota_holds_under_a_rush(app):
+    world = make_world()
+    comp = make_competition(world, capacity=100, org_quota=5)
+    tokens = [entrant(world)[1] for _ in range(60)]
+    results = _rush(app, comp.id, tokens)
+    assert Counter(status for status, _ in results) == {201: 5, 409: 55}
+    assert {body["code"] for status, body in results if status == 409} == {"org_quota_full"}
+    assert [e.status for e in _entries(comp.id)] == ["confirmed"] * 5
+
+
+def test_withdrawals_racing_sign_ups_never_overbook(app):
+    world = make_world()
+    comp = make_competition(world, capacity=5)
+    early = [entrant(world) for _ in range(5)]
+    for _, token in early:
+        app.test_client().post(f"/api/v1/competitions/{comp.id}/entries", headers=bearer(token))
+    late = [entrant(world)[1] for _ in range(40)]
+    url = f"/api/v1/competitions/{comp.id}/entries"
+    _all_at_once([_request(app, "DELETE", url + "/mine", t) for _, t in early] +
+                 [_request(app, "POST", url, t) for t in late])
+    held = Counter(e.status for e in _entries(comp.id))
+    assert held["withdrawn"] == 5 and held["confirmed"] + held["offered"] == 5
+    assert held["confirmed"] + held["offered"] + held["waitlisted"] == 40
