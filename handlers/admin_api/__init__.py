@@ -2,6 +2,6 @@
 
 
 def blueprints():
-    from . import auth, competitions, subsidies
+    from . import auth, competitions, subsidies, wechat
 
-    return [auth.blp, subsidies.blp, competitions.blp]
+    return [auth.blp, subsidies.blp, competitions.blp, wechat.blp]

@@ -34,8 +34,26 @@ from .subsidies import (
     SubsidyProgram,
 )
 from .inbox import InboxMessage
+from .messaging import (
+    Announcement,
+    AnnouncementRead,
+    AnnouncementStatus,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    OrgWebhook,
+    SubscribeConsent,
+)
 
 __all__ = [
+    "Announcement",
+    "AnnouncementRead",
+    "AnnouncementStatus",
+    "Channel",
+    "Delivery",
+    "DeliveryStatus",
+    "OrgWebhook",
+    "SubscribeConsent",
     "APPLICATION_STATUS_LABELS",
     "ApplicationAttachment",
     "ApplicationEvent",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from server.extensions import db, get_redis
 from server.models import Person
 
-from .audit_helpers import audit
+from .audit import record_audit
 
 BIND_CODE_TTL = 600
 BIND_MAX_FAILURES = 5
@@ -76,7 +76,7 @@ def merge_follower_into(*, follower: Person, member: Person) -> Person:
     if unionid and not member.unionid:
         member.unionid = unionid
     db.flush()
-    audit("person.oa_linked", "person", member.id, actor_type="person", actor_id=member.id, details={"via": "merge"})
+    record_audit(member, "person.oa_linked", "person", member.id, org_id=member.org_id, details={"via": "merge"})
     return member
 
 
@@ -129,7 +129,7 @@ def bind_follower(oa_openid: str, member: Person) -> Person:
         member.oa_subscribed = True
         member.oa_subscribed_at = _now()
         db.flush()
-        audit("person.oa_linked", "person", member.id, actor_type="person", actor_id=member.id, details={"via": "bind"})
+        record_audit(member, "person.oa_linked", "person", member.id, org_id=member.org_id, details={"via": "bind"})
         return member
     return merge_follower_into(follower=bare, member=member)
 
