@@ -5,7 +5,7 @@ GET answers WeChat's URL verification (echostr).  POST handles a push:
 1. refuse a body over the size cap (413), a timestamp outside the window or
    a bad signature (403) — nothing is handled;
 2. decrypt in safe/compatible mode (``encrypt_type=aes``, ``msg_signature``)
-   with wechatpy, after checking the XML with defusedxml (no DTDs, no
+   with wechatpy, after refusing any DTD or entity declaration (no DTDs, no
    entities: hostile XML gets 400, never a parse);
 3. claim the push in Redis with ``SET NX`` under FromUserName + MsgId (or
    FromUserName + CreateTime + Event); a retry of a push that is being or
@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import xmltodict
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as safe_fromstring
 from flask import Blueprint, Response, current_app, request
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
@@ -83,9 +82,19 @@ def verify():
     return Response(args.get("echostr", ""), mimetype="text/plain")
 
 
+_DTD = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
 def _safe_xml(raw: bytes | str) -> dict:
-    """Parse WeChat XML: refuse DTDs and entities first, then read it as a flat dict."""
-    safe_fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    """Parse WeChat XML, refusing any DTD or entity declaration before the parser sees it.
+
+    WeChat never sends a DTD.  The byte scan refuses them outright (no entity is ever
+    parsed, let alone expanded or fetched); expat with xmltodict's ``disable_entities``
+    is the second line.  One parse instead of defusedxml's extra tree build: this runs
+    twice per safe-mode push.
+    """
+    if _DTD.search(raw if isinstance(raw, bytes) else raw.encode()):
+        raise ValueError("DTDs and entities are refused")
     parsed = xmltodict.parse(raw, disable_entities=True)
     message = parsed.get("xml") if isinstance(parsed, dict) else None
     if not isinstance(message, dict):
@@ -135,7 +144,7 @@ def receive():
             message = _safe_xml(body)
     except (InvalidSignatureException, InvalidAppIdException):
         return _forbidden("bad_signature")
-    except (DefusedXmlException, ValueError, KeyError, TypeError, xmltodict.expat.ExpatError) as exc:
+    except (ValueError, KeyError, TypeError, xmltodict.expat.ExpatError) as exc:
         log.info("refused a malformed push: %s", type(exc).__name__)
         return Response("bad_request", status=400, mimetype="text/plain")
     except Exception:  # a broken ciphertext (bad padding, bad base64) is bad input too

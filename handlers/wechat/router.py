@@ -170,7 +170,7 @@ class Router:
         if route:
             return route
         assert self._fallback is not None, "a fallback bot must be registered"
-        return Route(self._fallback.__name__, self._fallback)
+        return Route(self._fallback.__name__, self._fallback, inline=True)
 
 
 def _priority_of(router: Router, route: Route) -> int:

@@ -157,7 +157,7 @@ def test_menu_configuration_is_valid_and_created(app, simulator):
     from handlers.wechat.bots.menu import MENU_ACTIONS
 
     menu = load_menu(config=app.extensions["unionhub"]["config"])
-    handled = set(MENU_ACTIONS) | {"MENU_HOTLINE", "MENU_POLICY", "MENU_SCAN_CHECKIN"}
+    handled = set(MENU_ACTIONS) | {"MENU_HELP", "MENU_HOTLINE", "MENU_POLICY", "MENU_SCAN_CHECKIN"}
     assert menu_keys(menu) <= handled
     gateway.create_menu(menu)
     sim = simulator.app.test_client()

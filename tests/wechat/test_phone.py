@@ -172,7 +172,7 @@ def test_a_slow_answer_arrives_as_a_customer_service_message(simulator, app_serv
     The app sends through the session simulator (its WECHAT_API_BASE), so this test points that
     simulator's phone at the app: the whole loop runs through one simulator, as in ``unionhub dev``.
     """
-    from handlers.wechat.bots import help as help_bots
+    from handlers.wechat.bots import subsidies
     from handlers.wechat.router import router
 
     def slow_help(ctx):
@@ -180,13 +180,13 @@ def test_a_slow_answer_arrives_as_a_customer_service_message(simulator, app_serv
         return "慢速回答：热线 12351"
 
     for rule in router.rules:
-        if rule.func is help_bots.help_bot:
+        if rule.func is subsidies.subsidy_rules_bot:
             monkeypatch.setattr(rule, "func", slow_help)
     st = simulator.app.extensions["simulator"]
     monkeypatch.setattr(st.config, "callback_url", app_server.url + "/wechat")
     phone = Phone(simulator.url)
     openid = identities("phone-slow")["oa_openid"]
-    body = phone.reply(openid, "text", content="帮助")
+    body = phone.reply(openid, "text", content="补贴")
     assert "稍后" in body["reply"]["content"] and body["elapsed_ms"] < 1500
     deadline, found = time.monotonic() + 10, []
     while time.monotonic() < deadline and not found:

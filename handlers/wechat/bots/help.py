@@ -16,7 +16,8 @@ CAPABILITIES = (
 )
 
 
-@router.keyword("帮助", "help", "?", "？", "菜单", "你好", "您好")
+@router.keyword("帮助", "help", "?", "？", "菜单", "你好", "您好", inline=True)
+@router.menu("MENU_HELP", inline=True)
 def help_bot(ctx):
     return CAPABILITIES
 
@@ -28,7 +29,7 @@ def fallback_bot(ctx):
     return None
 
 
-@router.message("image", "voice", "video", "shortvideo", "location", "link", "file")
+@router.message("image", "voice", "video", "shortvideo", "location", "link", "file", inline=True)
 def media_bot(ctx):
     kind = {
         "image": "图片",
@@ -52,6 +53,7 @@ def media_bot(ctx):
     "annual_renew", "verify_expired", "merchant_order", "shakearoundusershake", "wificonnected",
     "user_authorize_invoice", "update_invoice_status", "submit_invoice_title", "bind", "unbind",
     "pic_sysphoto", "pic_photo_or_album", "pic_weixin", "location_select",
+    inline=True,
 )
 def silent_event_bot(ctx):
     return None

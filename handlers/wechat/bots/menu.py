@@ -16,7 +16,6 @@ MENU_ACTIONS = {
     "MENU_COMPETITION": competitions.competitions_bot,
     "MENU_MY_ENTRIES": competitions.my_entries_bot,
     "MENU_BIND": binding.bind_start,
-    "MENU_HELP": help.help_bot,
 }
 
 
