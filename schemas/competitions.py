@@ -3,6 +3,7 @@
 from marshmallow import fields, validates_schema, ValidationError
 
 from server.models import COMPETITION_LEVEL_LABELS, ENTRY_STATUS_LABELS, SKILL_LEVEL_LABELS
+from server.models.competitions import TEAM_STATUS_LABELS
 
 from .base import Schema, length, one_of, value_range
 
@@ -10,6 +11,7 @@ LEVELS = [level.value for level in COMPETITION_LEVEL_LABELS]
 ENTRY_STATUSES = [status.value for status in ENTRY_STATUS_LABELS]
 SMALL = value_range(1, 100_000)
 STATUS_DOC = " | ".join(f"{k.value} {v}" for k, v in ENTRY_STATUS_LABELS.items())
+TEAM_STATUS_DOC = " | ".join(f"{k.value} {v}" for k, v in TEAM_STATUS_LABELS.items())
 
 
 def _int(**kw):
@@ -88,6 +90,8 @@ class EntrySchema(Schema):
                                    metadata={"description": "admission QR payload for staff to scan (confirmed entries)"})
     checked_in_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
+    team_id = fields.Integer(allow_none=True)
+    team_name = fields.String(allow_none=True)
 
 
 class StaffEntrySchema(EntrySchema):
@@ -116,8 +120,8 @@ class CompetitionSchema(Schema):
     theory_at = fields.DateTime(allow_none=True)
     practical_at = fields.DateTime(allow_none=True)
     capacity = fields.Integer()
-    places_left = fields.Integer()
-    waitlist_length = fields.Integer()
+    places_left = fields.Integer(metadata={"description": "places count people (a team takes one per member)"})
+    waitlist_length = fields.Integer(metadata={"description": "entries on the waiting list (a team is one entry)"})
     org_quota = fields.Integer(allow_none=True)
     org_quota_kind = fields.String()
     offer_hours = fields.Integer()
@@ -169,3 +173,47 @@ class ArrivalsSchema(Schema):
     expected = fields.Integer(metadata={"description": "confirmed entrants"})
     arrived = fields.Integer()
     entries = fields.List(fields.Nested(StaffEntrySchema), metadata={"description": "latest arrival first"})
+
+
+class TeamInputSchema(Schema):
+    name = fields.String(required=True, validate=length(1, 64), metadata={"description": "队名"})
+
+
+class JoinTeamSchema(Schema):
+    code = fields.String(required=True, validate=length(4, 16), metadata={"description": "the team's join code"})
+
+
+class TeamMemberInputSchema(Schema):
+    person_id = _int(required=True, validate=value_range(1, 2**31 - 1),
+                     metadata={"description": "a worker of the officer's union"})
+
+
+class TeamMemberSchema(Schema):
+    person_id = fields.Integer()
+    real_name = fields.String(allow_none=True)
+    entry_id = fields.Integer()
+    status = fields.String(metadata={"description": STATUS_DOC})
+    status_label = fields.String()
+    is_captain = fields.Boolean()
+    candidate_number = fields.String(allow_none=True)
+
+
+class TeamSchema(Schema):
+    id = fields.Integer()
+    competition_id = fields.Integer()
+    competition_name = fields.String()
+    name = fields.String()
+    join_code = fields.String(metadata={"description": "members join with this code (POST /api/v1/teams/join)"})
+    status = fields.String(metadata={"description": TEAM_STATUS_DOC})
+    status_label = fields.String()
+    org_id = fields.Integer()
+    org_name = fields.String()
+    captain_person_id = fields.Integer(allow_none=True, metadata={"description": "none for an officer's team"})
+    member_count = fields.Integer()
+    team_min = fields.Integer(allow_none=True)
+    team_max = fields.Integer(allow_none=True)
+    submitted_at = fields.DateTime(allow_none=True)
+    entry_status = fields.String(allow_none=True, metadata={"description": "the members' common entry status: " + STATUS_DOC})
+    position = fields.Integer(allow_none=True, metadata={"description": "the team's place on the waiting list"})
+    offer_expires_at = fields.DateTime(allow_none=True)
+    members = fields.List(fields.Nested(TeamMemberSchema))

@@ -136,6 +136,11 @@ def worker(queue_names, burst, name):
 
     app = make_app()
     set_process_app(app)
+    # Each job runs in a forked work horse: it must open its own database connections, never reuse the
+    # parent's pooled ones (on PostgreSQL two processes on one session collide, e.g. on prepared statements).
+    engine = app.extensions["unionhub"]["engine"]
+    engine.dispose()
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     names = [q.strip() for q in queue_names.split(",")] if queue_names else list(queues.ALL)
     unknown = [n for n in names if n not in queues.ALL]
     if unknown:
@@ -342,6 +347,28 @@ def show_config(markdown):
         current = os.environ.get(name)
         shown = "(set)" if current and any(s in name for s in ("SECRET", "KEY", "TOKEN")) else current
         click.echo(f"{name}={shown or ''}    # default: {default}; {meaning}")
+
+
+@main.command("retry-failed")
+@click.argument("announcement_id", type=int)
+@friendly_errors
+def retry_failed(announcement_id):
+    """Re-queue an announcement's failed deliveries whose cause was transient (permanent ones stay failed)."""
+    from server.errors import ServiceError
+    from server.extensions import db
+    from server.services.announcements import retry_failed as retry
+
+    app = make_app()
+    with app.app_context():
+        try:
+            result = retry(announcement_id)
+            db.commit()
+        except ServiceError as exc:
+            raise CLIError(f"announcement {announcement_id}: {exc.message}") from None
+        finally:
+            db.remove()
+    click.echo(f"announcement {announcement_id}: {result['requeued']} deliveries re-queued, "
+               f"{result['permanent']} permanent failures left as they are")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,6 +45,13 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("API_TOKEN_TTL", "604800", "seconds a mini-program login token lives"),
     ("STAFF_TOKEN_TTL", "43200", "seconds a staff token lives"),
     ("QUIET_HOURS", "21:30-08:00", "Asia/Shanghai hours in which non-urgent messages wait"),
+    ("MESSAGE_TEMPLATE_IDS", "<channel>_<kind> (the simulator accepts any)", "template ids per message kind and channel: `application_approved.oa_template=ID,application_approved.mp_subscribe=ID,...`"),
+    ("WECHAT_SEND_RATE", "200", "messages per second per WeChat send API (template, subscribe, customer service), shared by all workers"),
+    ("WECOM_BOT_PER_MINUTE", "20", "messages a minute per WeCom group bot (WeCom's own limit is 20)"),
+    ("DELIVERY_CONCURRENCY", "16", "concurrent sends per delivery job (threads over the pooled HTTP session)"),
+    ("DELIVERY_MAX_ATTEMPTS", "5", "attempts before a transiently failing delivery is marked failed"),
+    ("DELIVERY_RETRY_SECONDS", "30", "first back-off after a transient failure (doubles with each attempt)"),
+    ("DELIVERY_LEASE_SECONDS", "120", "seconds a claimed delivery may stay `sending` before the sweeper marks it `unknown`"),
     ("LOG_LEVEL", "INFO", "Python logging level"),
     ("SIMULATOR_CALLBACK_URL", "http://127.0.0.1:5000/wechat", "where the simulator's phone page posts pushes (the app's callback)"),
 ]
@@ -131,6 +138,13 @@ class Config:
     API_TOKEN_TTL: int = 7 * 24 * 3600
     STAFF_TOKEN_TTL: int = 12 * 3600
     QUIET_HOURS: str = "21:30-08:00"
+    MESSAGE_TEMPLATE_IDS: str = ""
+    WECHAT_SEND_RATE: int = 200
+    WECOM_BOT_PER_MINUTE: int = 20
+    DELIVERY_CONCURRENCY: int = 16
+    DELIVERY_MAX_ATTEMPTS: int = 5
+    DELIVERY_RETRY_SECONDS: int = 30
+    DELIVERY_LEASE_SECONDS: int = 120
     LOG_LEVEL: str = "INFO"
     SIMULATOR_CALLBACK_URL: str = "http://127.0.0.1:5000/wechat"
     TESTING: bool = False
@@ -193,6 +207,10 @@ class Config:
             API_TOKEN_TTL=_int(env, "API_TOKEN_TTL", 7 * 24 * 3600),
             STAFF_TOKEN_TTL=_int(env, "STAFF_TOKEN_TTL", 12 * 3600),
             QUIET_HOURS=env.get("QUIET_HOURS") or "21:30-08:00",
+            MESSAGE_TEMPLATE_IDS=env.get("MESSAGE_TEMPLATE_IDS") or "",
+            **{name: _int(env, name, getattr(cls, name)) for name in (
+                "WECHAT_SEND_RATE", "WECOM_BOT_PER_MINUTE", "DELIVERY_CONCURRENCY", "DELIVERY_MAX_ATTEMPTS",
+                "DELIVERY_RETRY_SECONDS", "DELIVERY_LEASE_SECONDS")},
             LOG_LEVEL=(env.get("LOG_LEVEL") or "INFO").upper(),
             SIMULATOR_CALLBACK_URL=env.get("SIMULATOR_CALLBACK_URL") or cls.SIMULATOR_CALLBACK_URL,
             TESTING=mode == "test",

@@ -74,3 +74,62 @@ def entry_of(person: Entrant, competition_id: int) -> CompetitionEntry:
 def inbox_titles(person: Entrant) -> list[str]:
     return list(db.scalars(select(InboxMessage.title).where(InboxMessage.person_id == person.id)
                            .order_by(InboxMessage.id)))
+
+
+def make_team(world, competition_id: int, size: int, org: str = "factory") -> tuple[int, list[int]]:
+    """A forming team of ``size`` entrants made through the services and committed: (team id, person ids;
+    the first is the captain)."""
+    from server.services import competitions
+
+    people = [entrant(world, org=org)[0].id for _ in range(size)]
+    team = competitions.create_team(competition_id, f"第{next(_names)}队", person=db.get(Person, people[0]))
+    db.flush()
+    for pid in people[1:]:
+        competitions.join_team(db.get(Person, pid), team.join_code)
+    db.commit()
+    return team.id, people
+
+
+def recount(competition_id: int) -> dict:
+    """The counters as they should be, counted from the entries."""
+    from collections import Counter
+
+    from server.models.competitions import COUNTED_STATUSES, HOLDING_STATUSES
+
+    entries = list(db.scalars(select(CompetitionEntry).where(CompetitionEntry.competition_id == competition_id)
+                              .execution_options(populate_existing=True)))
+    holding, counted = {s.value for s in HOLDING_STATUSES}, {s.value for s in COUNTED_STATUSES}
+    waiting = [e for e in entries if e.status == "waitlisted"]
+    active = counted | {"forming"}
+    return {
+        "held": sum(e.status in holding for e in entries),
+        "waitlisted": len({e.arrival_no for e in waiting}),
+        "quota": dict(Counter(e.quota_org_id for e in entries if e.quota_org_id and e.status in counted)),
+        "teams": dict(Counter(e.team_id for e in entries if e.team_id and e.status in active)),
+    }
+
+
+def assert_counters_exact(competition_id: int) -> None:
+    """The competition's counters, the quota counters and the teams' member counts agree with a recount."""
+    from server.models.competitions import CompetitionQuotaCount, CompetitionTeam
+
+    expected = recount(competition_id)
+    comp = db.scalars(select(Competition).where(Competition.id == competition_id)
+                      .execution_options(populate_existing=True)).one()
+    quota = {q.org_id: q.active_count for q in db.scalars(
+        select(CompetitionQuotaCount).where(CompetitionQuotaCount.competition_id == competition_id)
+        .execution_options(populate_existing=True)) if q.active_count}
+    teams = {t.id: t.member_count for t in db.scalars(
+        select(CompetitionTeam).where(CompetitionTeam.competition_id == competition_id)
+        .execution_options(populate_existing=True)) if t.member_count}
+    assert (comp.held_count, comp.waitlisted_count, quota, teams) == (
+        expected["held"], expected["waitlisted"], expected["quota"], expected["teams"])
+    assert comp.held_count <= comp.capacity
+    if comp.org_quota:
+        assert all(n <= comp.org_quota for n in quota.values())
+    arrivals = db.execute(select(CompetitionEntry.arrival_no, CompetitionEntry.team_id, CompetitionEntry.id).where(
+        CompetitionEntry.competition_id == competition_id, CompetitionEntry.arrival_no.is_not(None))).all()
+    units = {}
+    for arrival, team_id, entry_id in arrivals:  # one arrival number per entry, or per team
+        units.setdefault(arrival, set()).add(team_id or -entry_id)
+    assert all(len(u) == 1 for u in units.values()) and max(units, default=0) <= comp.arrival_seq

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from server.errors import ServiceError
 from server.extensions import db
 from server.models import CompetitionEntry, Person
+from server.models.competitions import CompetitionTeam
 from server.services import competitions
 from tests.api import bearer, make_world
 from tests.competition_helpers import entrant, make_competition
@@ -64,7 +65,7 @@ def _service_sign_up(app, competition_id: int, person_id: int):
 def _entries(competition_id: int) -> list[CompetitionEntry]:
     db.expire_all()
     return list(db.scalars(select(CompetitionEntry).where(CompetitionEntry.competition_id == competition_id)
-                           .order_by(CompetitionEntry.id)))
+                           .order_by(CompetitionEntry.arrival_no, CompetitionEntry.id)))
 
 
 def test_two_hundred_concurrent_sign_ups_for_ten_places(app):
@@ -79,8 +80,9 @@ def test_two_hundred_concurrent_sign_ups_for_ten_places(app):
 
     entries = _entries(comp.id)
     assert len(entries) == 200 and len({e.person_id for e in entries}) == 200  # no one twice
-    # Arrival order: ids were assigned under the competition's lock; the first ten hold the places,
-    # the rest queue in that order, and the times taken under the lock agree.
+    # Arrival order: arrival numbers are taken under the competition's lock, one each, no gaps; the first
+    # ten hold the places, the rest queue in that order, and the times taken under the lock agree.
+    assert [e.arrival_no for e in entries] == list(range(1, 201))
     assert [e.status for e in entries] == ["confirmed"] * 10 + ["waitlisted"] * 190
     assert [e.status_changed_at for e in entries] == sorted(e.status_changed_at for e in entries)
     assert [competitions.waitlist_position(e) for e in entries[10:]] == list(range(1, 191))
@@ -123,3 +125,82 @@ def test_withdrawals_racing_sign_ups_never_overbook(app):
     held = Counter(e.status for e in _entries(comp.id))
     assert held["withdrawn"] == 5 and held["confirmed"] + held["offered"] == 5
     assert held["confirmed"] + held["offered"] + held["waitlisted"] == 40
+
+
+def _service(app, call):
+    """``call()`` in its own app context, session and commit (what one request does, minus HTTP)."""
+    def run():
+        with app.app_context():
+            try:
+                result = call()
+                db.commit()
+                return "ok", result
+            except ServiceError as exc:
+                db.rollback()
+                return "refused", exc.code
+            finally:
+                db.remove()
+    return run
+
+
+def test_a_rush_of_team_submissions_takes_whole_teams_or_waits_them(app):
+    from tests.competition_helpers import assert_counters_exact, make_team
+
+    world = make_world()
+    comp = make_competition(world, capacity=10, entry_mode="team", team_min=2, team_max=3, org_quota=30)
+    teams = [make_team(world, comp.id, 3) for _ in range(12)]
+
+    def submit(team_id, captain_id):
+        return lambda: competitions.submit_team(db.get(Person, captain_id), team_id).status
+
+    results = _all_at_once([_service(app, submit(tid, people[0])) for tid, people in teams])
+    # 36 members of one enterprise, its quota 30: ten teams get in, two are refused whole.
+    assert Counter(results) == {("ok", "submitted"): 10, ("refused", "org_quota_full"): 2}
+    entries = [e for e in _entries(comp.id) if e.status != "forming"]
+    by_team = {}
+    for e in entries:
+        by_team.setdefault(e.team_id, set()).add((e.status, e.arrival_no))
+    assert all(len(states) == 1 for states in by_team.values())  # a team moves as one, with one arrival number
+    statuses = Counter(next(iter(s))[0] for s in by_team.values())
+    assert statuses == {"confirmed": 3, "waitlisted": 7}  # 9 of 10 places: a fourth team of 3 does not fit
+    order = sorted((next(iter(s))[1], next(iter(s))[0]) for s in by_team.values())
+    assert [status for _, status in order] == ["confirmed"] * 3 + ["waitlisted"] * 7  # arrival order
+    assert [arrival for arrival, _ in order] == list(range(1, 11))
+    assert_counters_exact(comp.id)
+
+
+def test_a_rush_of_joins_never_passes_team_max(app):
+    from tests.competition_helpers import assert_counters_exact, make_team
+
+    world = make_world()
+    comp = make_competition(world, capacity=10, entry_mode="team", team_min=2, team_max=4)
+    team_id, _ = make_team(world, comp.id, 1)
+    code = db.get(CompetitionTeam, team_id).join_code
+    tokens = [entrant(world)[1] for _ in range(30)]
+    results = _all_at_once([_join(app, code, t) for t in tokens])
+    assert Counter((status, body.get("code")) for status, body in results) == {(201, None): 3, (409, "team_full"): 27}
+    assert db.get(CompetitionTeam, team_id).member_count == 4
+    assert_counters_exact(comp.id)
+
+
+def _join(app, code: str, token: str):
+    def call():
+        response = app.test_client().post("/api/v1/teams/join", json={"code": code}, headers=bearer(token))
+        return response.status_code, response.get_json()
+    return call
+
+
+def test_counters_stay_exact_after_a_mixed_rush(app):
+    """Sign-ups, withdrawals and removals at once; the counters equal a recount afterwards."""
+    from tests.competition_helpers import assert_counters_exact
+
+    world = make_world()
+    comp = make_competition(world, capacity=8, org_quota=6)
+    early = [entrant(world, org="factory" if i % 2 else "mill") for i in range(12)]
+    for _, token in early:
+        app.test_client().post(f"/api/v1/competitions/{comp.id}/entries", headers=bearer(token))
+    late = [entrant(world, org="factory" if i % 2 else "mill")[1] for i in range(30)]
+    url = f"/api/v1/competitions/{comp.id}/entries"
+    _all_at_once([_request(app, "DELETE", url + "/mine", t) for _, t in early[::2]] +
+                 [_request(app, "POST", url, t) for t in late])
+    assert_counters_exact(comp.id)

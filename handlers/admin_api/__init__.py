@@ -2,6 +2,6 @@
 
 
 def blueprints():
-    from . import auth, competitions, subsidies, wechat
+    from . import announcements, auth, competition_results, competitions, ops, subsidies, wechat
 
-    return [auth.blp, subsidies.blp, competitions.blp, wechat.blp]
+    return [auth.blp, subsidies.blp, competitions.blp, competition_results.blp, wechat.blp, announcements.blp, ops.blp]

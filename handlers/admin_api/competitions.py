@@ -1,13 +1,20 @@
-"""The staff side of skill competitions: create and edit, entries and the waiting list, check-in."""
+"""The staff side of skill competitions: create and edit, entries and the waiting list, teams, check-in.
+
+Unit of work: the on-behalf sign-up and team-submit views commit right after the service returns, before
+serialising (the competition's row lock is held until the commit); see handlers/api/competitions.py.
+"""
 
 from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from handlers.common import current_staff, error_responses, login_required
+from handlers.common import ID, current_staff, error_responses, login_required
 from schemas.competitions import (
     ArrivalsSchema,
+    TeamInputSchema,
+    TeamMemberInputSchema,
+    TeamSchema,
     CheckInSchema,
     CompetitionInputSchema,
     CompetitionPatchSchema,
@@ -18,9 +25,10 @@ from schemas.competitions import (
     StaffCompetitionSchema,
     StaffEntrySchema,
 )
+from server.extensions import db
 from server.services import competitions
 
-blp = Blueprint("admin_competitions", __name__, url_prefix="/api/admin/v1/competitions",
+blp = Blueprint("admin_competitions", __name__, url_prefix="/api/admin/v1",
                 description="Skill competitions for organisers (竞赛管理)")
 
 
@@ -37,7 +45,7 @@ def _entries(entries, competition_id: int):
     return [competitions.entry_view(e, for_staff=True, positions=positions) for e in entries]
 
 
-@blp.route("")
+@blp.route("/competitions")
 class Competitions(MethodView):
     @login_required(blp, staff=True)
     @blp.response(200, StaffCompetitionSchema(many=True))
@@ -54,7 +62,7 @@ class Competitions(MethodView):
         return _view(competitions.save_competition(current_staff(), args))
 
 
-@blp.route("/<int:competition_id>")
+@blp.route("/competitions/<int:competition_id>")
 class Competition(MethodView):
     @login_required(blp, staff=True)
     @blp.response(200, StaffCompetitionSchema)
@@ -72,7 +80,7 @@ class Competition(MethodView):
         return _view(competitions.save_competition(current_staff(), args, _competition(competition_id)))
 
 
-@blp.route("/<int:competition_id>/entries")
+@blp.route("/competitions/<int:competition_id>/entries")
 class Entries(MethodView):
     @login_required(blp, staff=True)
     @blp.arguments(EntryQuerySchema, location="query")
@@ -89,10 +97,11 @@ class Entries(MethodView):
     def post(self, args, competition_id):
         """An enterprise union officer signs up a worker of their own union (same answers as the worker's sign-up)."""
         entry = competitions.sign_up_on_behalf(current_staff(), competition_id, args["person_id"])
+        db.commit()  # release the competition's row lock before serialising
         return competitions.entry_view(entry, for_staff=True)
 
 
-@blp.route("/<int:competition_id>/entries/<int:entry_id>/<any(approve, reject, remove, promote):action>")
+@blp.route("/competitions/<int:competition_id>/entries/<int:entry_id>/<any(approve, reject, remove, promote):action>")
 class EntryAction(MethodView):
     @login_required(blp, staff=True)
     @blp.arguments(StaffActionSchema)
@@ -109,7 +118,7 @@ class EntryAction(MethodView):
         return competitions.entry_view(entry, for_staff=True)
 
 
-@blp.route("/<int:competition_id>/checkins")
+@blp.route("/competitions/<int:competition_id>/checkins")
 class CheckIns(MethodView):
     @login_required(blp, staff=True)
     @blp.response(200, ArrivalsSchema)
@@ -130,3 +139,66 @@ class CheckIns(MethodView):
         """
         entry, first = competitions.staff_check_in(current_staff(), _competition(competition_id), args["code"])
         return {"first_scan": first, "entry": competitions.entry_view(entry, for_staff=True)}
+
+
+@blp.route("/competitions/<int:competition_id>/teams")
+class Teams(MethodView):
+    @login_required(blp, staff=True)
+    @blp.response(200, TeamSchema(many=True))
+    @error_responses(blp, 404)
+    def get(self, competition_id):
+        """The competition's teams: all of them for its organisers, an officer's own union's otherwise."""
+        staff = current_staff()
+        competition = competitions.get_competition(competition_id)
+        return [competitions.team_view(t) for t in competitions.list_teams(staff, competition)]
+
+    @login_required(blp, staff=True)
+    @blp.arguments(TeamInputSchema)
+    @blp.response(201, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def post(self, args, competition_id):
+        """An enterprise union officer creates a team for their union (no captain; they add the members)."""
+        return competitions.team_view(competitions.create_team(competition_id, args["name"], staff=current_staff()))
+
+
+@blp.route(f"/teams/<{ID}:team_id>/members")
+class TeamMembers(MethodView):
+    @login_required(blp, staff=True)
+    @blp.arguments(TeamMemberInputSchema)
+    @blp.response(201, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def post(self, args, team_id):
+        """Add a worker of the officer's own union (checked against the rules; 404 for anyone else's worker)."""
+        return competitions.team_view(competitions.staff_add_member(current_staff(), team_id, args["person_id"]))
+
+
+@blp.route(f"/teams/<{ID}:team_id>/members/<{ID}:person_id>")
+class TeamMember(MethodView):
+    @login_required(blp, staff=True)
+    @blp.response(200, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def delete(self, team_id, person_id):
+        """Remove a member while the team is forming (409 invalid_state with ``current_state`` after)."""
+        return competitions.team_view(competitions.remove_member(current_staff(), team_id, person_id))
+
+
+@blp.route(f"/teams/<{ID}:team_id>/submit")
+class SubmitTeam(MethodView):
+    @login_required(blp, staff=True)
+    @blp.response(200, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def post(self, team_id):
+        """Submit the union's team as a unit (as the captain's submit)."""
+        team = competitions.submit_team(current_staff(), team_id)
+        db.commit()  # release the competition's row lock before serialising
+        return competitions.team_view(team)
+
+
+@blp.route(f"/teams/<{ID}:team_id>")
+class Team(MethodView):
+    @login_required(blp, staff=True)
+    @blp.response(200, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def delete(self, team_id):
+        """Withdraw the union's team; its places pass at once to the waiting list."""
+        return competitions.team_view(competitions.withdraw_team(current_staff(), team_id))

@@ -2,6 +2,6 @@
 
 
 def blueprints():
-    from . import auth, competitions, me, orgs, subsidies
+    from . import announcements, auth, competition_results, competitions, inbox, me, orgs, subsidies
 
-    return [orgs.blp, auth.blp, me.blp, subsidies.blp, competitions.blp]
+    return [orgs.blp, auth.blp, me.blp, subsidies.blp, competitions.blp, competition_results.blp, inbox.blp, announcements.blp]

@@ -1,12 +1,28 @@
-"""The worker's side of skill competitions: browse, sign up, withdraw, accept an offer, check in."""
+"""The worker's side of skill competitions: browse, sign up, teams, withdraw, accept an offer, check in.
+
+Unit of work: like every request, these commit once, but the sign-up and team-submit views commit right after
+the service returns, before the answer is serialised: the service has locked the competition's row (and a quota
+row) and the lock is held until the commit, so nothing else may run in between.  A 4xx raised by the service
+still rolls everything back (the commit is never reached).
+"""
 
 from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from handlers.common import bearer_token, current_person, error_responses, login_required
-from schemas.competitions import CheckInResultSchema, CheckInSchema, CompetitionQuerySchema, CompetitionSchema, EntrySchema
+from handlers.common import ID, bearer_token, current_person, error_responses, login_required
+from schemas.competitions import (
+    CheckInResultSchema,
+    CheckInSchema,
+    CompetitionQuerySchema,
+    CompetitionSchema,
+    EntrySchema,
+    JoinTeamSchema,
+    TeamInputSchema,
+    TeamSchema,
+)
+from server.extensions import db
 from server.services import competitions
 
 blp = Blueprint("mp_competitions", __name__, url_prefix="/api/v1", description="Skill competitions (职业技能竞赛)")
@@ -47,7 +63,9 @@ class Entries(MethodView):
         Refusals: 403 not_eligible (``reasons`` lists every reason), 409 window_closed, already_entered
         (with ``current_state``), org_quota_full, team_entry_required.
         """
-        return competitions.entry_view(competitions.sign_up(current_person(), competition_id))
+        entry = competitions.sign_up(current_person(), competition_id)
+        db.commit()  # release the competition's row lock before serialising (see the module docstring)
+        return competitions.entry_view(entry)
 
 
 @blp.route("/competitions/<int:competition_id>/entries/mine")
@@ -92,3 +110,78 @@ class MyEntries(MethodView):
     def get(self):
         """The worker's competition entries, newest first."""
         return [competitions.entry_view(e) for e in competitions.list_person_entries(current_person())]
+
+
+@blp.route("/competitions/<int:competition_id>/teams")
+class Teams(MethodView):
+    @login_required(blp)
+    @blp.arguments(TeamInputSchema)
+    @blp.response(201, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def post(self, args, competition_id):
+        """Create a team as its captain (and first member) and get its join code; the captain is checked against
+        the rules.  409 individual_entry_required, window_closed, already_entered; 403 not_eligible."""
+        team = competitions.create_team(competition_id, args["name"], person=current_person())
+        return competitions.team_view(team)
+
+
+@blp.route("/competitions/<int:competition_id>/teams/mine")
+class MyTeam(MethodView):
+    @login_required(blp)
+    @blp.response(200, TeamSchema)
+    @error_responses(blp, 404)
+    def get(self, competition_id):
+        """The team the worker is (or was last) in for this competition; 404 not_in_team."""
+        return competitions.team_view(competitions.my_team(current_person(), competition_id))
+
+
+@blp.route("/teams/join")
+class JoinTeam(MethodView):
+    @login_required(blp)
+    @blp.arguments(JoinTeamSchema)
+    @blp.response(201, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def post(self, args):
+        """Join a forming team with its code (checked against the rules; one active entry per competition).
+
+        404 invalid_code; 409 team_full, invalid_state (with ``current_state``: the team was submitted or
+        withdrawn), already_entered, window_closed; 403 not_eligible.
+        """
+        return competitions.team_view(competitions.join_team(current_person(), args["code"]))
+
+
+@blp.route(f"/teams/<{ID}:team_id>/submit")
+class SubmitTeam(MethodView):
+    @login_required(blp)
+    @blp.response(200, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def post(self, team_id):
+        """The captain submits the team: it takes one place per member at once (``entry_status`` confirmed or
+        pending_approval) or waits as one entry (waitlisted, ``position``).  409 team_size, org_quota_full,
+        invalid_state (with ``current_state``); 403 not_captain."""
+        team = competitions.submit_team(current_person(), team_id)
+        db.commit()  # as sign-up: release the competition's row lock first
+        return competitions.team_view(team)
+
+
+@blp.route(f"/teams/<{ID}:team_id>")
+class Team(MethodView):
+    @login_required(blp)
+    @blp.response(200, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def delete(self, team_id):
+        """The captain withdraws the team; its places pass at once to the waiting list."""
+        return competitions.team_view(competitions.withdraw_team(current_person(), team_id))
+
+
+@blp.route(f"/teams/<{ID}:team_id>/members/<{ID}:person_id>")
+class TeamMember(MethodView):
+    @login_required(blp)
+    @blp.response(200, TeamSchema)
+    @error_responses(blp, 403, 404, 409)
+    def delete(self, team_id, person_id):
+        """The captain removes a member, or a member leaves (their own ``person_id``), while the team is forming.
+
+        409 invalid_state (with ``current_state``) once submitted; captain_cannot_leave.
+        """
+        return competitions.team_view(competitions.remove_member(current_person(), team_id, person_id))

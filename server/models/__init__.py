@@ -34,6 +34,14 @@ from .subsidies import (
     SubsidyProgram,
 )
 from .inbox import InboxMessage
+from .competition_results import (
+    CompetitionAlert,
+    CompetitionBrief,
+    CompetitionObjection,
+    CompetitionReminderRun,
+    CompetitionScore,
+    CompetitionScoring,
+)
 from .messaging import (
     Announcement,
     AnnouncementRead,
@@ -46,6 +54,12 @@ from .messaging import (
 )
 
 __all__ = [
+    "CompetitionAlert",
+    "CompetitionBrief",
+    "CompetitionObjection",
+    "CompetitionReminderRun",
+    "CompetitionScore",
+    "CompetitionScoring",
     "Announcement",
     "AnnouncementRead",
     "AnnouncementStatus",

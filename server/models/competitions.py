@@ -42,6 +42,10 @@ class Competition(TimestampMixin, Base):
         CheckConstraint("signup_start < signup_end", name="signup_window"),
         CheckConstraint("org_quota_kind IN ('district', 'enterprise')", name="org_quota_kind"),
         CheckConstraint("offer_hours > 0", name="offer_hours"),
+        # The counters kept by sign-up and every place-changing path (see server/services/competitions.py);
+        # these checks are the last line: no code path can overbook or count below zero.
+        CheckConstraint("held_count >= 0 AND held_count <= capacity", name="held_count"),
+        CheckConstraint("waitlisted_count >= 0", name="waitlisted_count"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -65,6 +69,12 @@ class Competition(TimestampMixin, Base):
     venue_code: Mapped[str | None] = mapped_column(String(64), unique=True, default=new_token)
     # Last candidate number handed out (taken under the competition's row lock).
     last_candidate_no: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Places held (people in pending_approval, confirmed or offered entries).
+    held_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Entries on the waiting list (a team is one entry).
+    waitlisted_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Last arrival number handed out: an entry's (or a team's) place in the arrival order.
+    arrival_seq: Mapped[int] = mapped_column(default=0, server_default="0")
     eligibility: Mapped[dict] = mapped_column(JSONType, default=dict)
     entry_mode: Mapped[str] = mapped_column(String(16), default="individual")
     team_min: Mapped[int | None]
@@ -78,6 +88,7 @@ class Competition(TimestampMixin, Base):
 
 
 class EntryStatus(str, enum.Enum):
+    FORMING = "forming"  # a member of a team still forming: no place, no quota, but the person's one entry
     PENDING_APPROVAL = "pending_approval"  # holds a place until the organiser decides
     CONFIRMED = "confirmed"
     WAITLISTED = "waitlisted"
@@ -89,6 +100,7 @@ class EntryStatus(str, enum.Enum):
 
 
 ENTRY_STATUS_LABELS = {
+    EntryStatus.FORMING: "组队中",
     EntryStatus.PENDING_APPROVAL: "待审核",
     EntryStatus.CONFIRMED: "报名成功",
     EntryStatus.WAITLISTED: "候补中",
@@ -99,16 +111,63 @@ ENTRY_STATUS_LABELS = {
     EntryStatus.EXPIRED: "递补未确认已失效",
 }
 
-#: An entry in one of these states is the person's one active entry in the competition.
-ACTIVE_STATUSES = (EntryStatus.PENDING_APPROVAL, EntryStatus.CONFIRMED, EntryStatus.WAITLISTED, EntryStatus.OFFERED)
+#: An entry in one of these states counts in its organisation's quota ...
+COUNTED_STATUSES = (EntryStatus.PENDING_APPROVAL, EntryStatus.CONFIRMED, EntryStatus.WAITLISTED, EntryStatus.OFFERED)
+#: ... in one of these it is the person's one active entry in the competition ...
+ACTIVE_STATUSES = COUNTED_STATUSES + (EntryStatus.FORMING,)
 #: ... and in one of these it holds one of the competition's places.
 HOLDING_STATUSES = (EntryStatus.PENDING_APPROVAL, EntryStatus.CONFIRMED, EntryStatus.OFFERED)
 
 _ACTIVE_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES) + ")"
 
 
+class TeamStatus(str, enum.Enum):
+    FORMING = "forming"  # members join with the code
+    SUBMITTED = "submitted"  # entered as a unit: its members' entries hold places or wait together
+    WITHDRAWN = "withdrawn"  # withdrawn by its captain or officer (or every member's entry ended)
+
+
+TEAM_STATUS_LABELS = {TeamStatus.FORMING: "组队中", TeamStatus.SUBMITTED: "已提交报名", TeamStatus.WITHDRAWN: "已撤回"}
+
+
+class CompetitionTeam(TimestampMixin, Base):
+    """A team for a team competition: created by a worker (its captain) or an enterprise union officer."""
+
+    __tablename__ = "competition_teams"
+    __table_args__ = (
+        CheckConstraint("status IN (" + ", ".join(f"'{s.value}'" for s in TeamStatus) + ")", name="status"),
+        CheckConstraint("member_count >= 0", name="member_count"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    join_code: Mapped[str] = mapped_column(String(16), unique=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))  # the captain's or the officer's union
+    captain_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    status: Mapped[str] = mapped_column(String(16), default=TeamStatus.FORMING.value)
+    # Members with an active entry, kept by a conditional UPDATE (never above the competition's team_max).
+    member_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    submitted_at: Mapped[datetime | None]
+
+    competition: Mapped[Competition] = relationship()
+    org: Mapped[Organisation] = relationship()
+
+
+class CompetitionQuotaCount(Base):
+    """Active (counted) entries per competition and quota organisation: the org quota's counter."""
+
+    __tablename__ = "competition_quota_counts"
+    __table_args__ = (CheckConstraint("active_count >= 0", name="active_count"),)
+
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    active_count: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
 class CompetitionEntry(TimestampMixin, Base):
-    """One person's entry in one competition, in arrival order (``id``, assigned under the competition's lock).
+    """One person's entry in one competition; ``arrival_no`` (the competition's ``arrival_seq``) orders the waiting list.
 
     The partial unique index ``uq_competition_entries_active`` is what makes
     "one active entry per person and competition" a database fact.
@@ -119,7 +178,7 @@ class CompetitionEntry(TimestampMixin, Base):
         CheckConstraint("status IN (" + ", ".join(f"'{s.value}'" for s in EntryStatus) + ")", name="status"),
         Index("uq_competition_entries_active", "competition_id", "person_id", unique=True,
               sqlite_where=text(_ACTIVE_SQL), postgresql_where=text(_ACTIVE_SQL)),
-        Index("ix_competition_entries_competition_status", "competition_id", "status"),
+        Index("ix_competition_entries_competition_status", "competition_id", "status", "arrival_no"),
         UniqueConstraint("competition_id", "candidate_number", name="uq_competition_entries_candidate_number"),
     )
 
@@ -129,6 +188,10 @@ class CompetitionEntry(TimestampMixin, Base):
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))  # the person's union at sign-up
     quota_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))  # the union its quota counts in
     entered_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # an officer on the worker's behalf
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("competition_teams.id"), index=True)
+    # Arrival order, from the competition's arrival_seq when the entry (or its team) took a place or joined the
+    # waiting list; a team's members share one number.
+    arrival_no: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(20))
     status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     reason: Mapped[str | None] = mapped_column(String(255))
@@ -143,6 +206,7 @@ class CompetitionEntry(TimestampMixin, Base):
     known_position = None
 
     competition: Mapped[Competition] = relationship()
+    team: Mapped[CompetitionTeam | None] = relationship()
     person: Mapped[Person] = relationship()
     org: Mapped[Organisation | None] = relationship(foreign_keys=[org_id])
 

@@ -1,36 +1,77 @@
-"""Skill competitions: sign-up, the waiting list, offers, approval and check-in.
+"""Skill competitions: sign-up, teams, the waiting list, offers, approval and check-in.
 
 Places under a sign-up rush
 ---------------------------
-Every change that takes, frees or hands out a place (sign-up, withdrawal,
-approval, rejection, removal, an offer confirmed or expiring, a promotion)
-first locks the competition's row, :func:`lock_competition`: ``SELECT ...
-FOR UPDATE`` on PostgreSQL, a no-op ``UPDATE`` on SQLite (which takes
-SQLite's single write lock at once instead of failing to upgrade a read
-later).  Only then does it count and assign, in the same transaction, which
-the request commits right after.  Changes to one competition are therefore
-serialised on one row, pretix-style: the places counted are the places held,
-and the per-organisation quota is counted the same way.  Waiting-list order
-is arrival order: an entry's ``id`` is assigned by the INSERT made while
-holding the lock, so id order is the order in which sign-ups got the lock.
-The partial unique index ``uq_competition_entries_active`` guarantees one
-active entry per person and competition even if a code path forgot to look.
+The competition row keeps counters: ``held_count`` (people in
+``pending_approval``, ``confirmed`` or ``offered`` entries), ``waitlisted_count``
+(entries on the waiting list; a team is one entry) and ``arrival_seq`` (the
+last arrival number handed out).  ``competition_quota_counts`` keeps, per
+competition and quota organisation, the entries counted in its quota.  A
+sign-up takes a place with one conditional UPDATE, O(1) however many
+entries there are::
 
-Places held: ``pending_approval``, ``confirmed`` and ``offered`` entries.
-The organisation quota counts every active entry (waitlisted too), so a
-promotion can never push an organisation over its quota.  A place freed by a
-withdrawal, rejection, removal or expired offer goes at once to the first
-waitlisted entry as an *offer* (``offered``, deadline ``offer_hours``); a
-capacity raise does not promote by itself: staff promote by hand.
+    UPDATE competitions SET arrival_seq = arrival_seq + 1,
+           held_count = held_count + CASE WHEN <fits> THEN n ELSE 0 END,
+           waitlisted_count = waitlisted_count + CASE WHEN <fits> THEN 0 ELSE 1 END, ...
+     WHERE id = :id AND status = 'published'
+    RETURNING arrival_seq, waitlisted_count, needs_approval, last_candidate_no
+
+    <fits>: waitlisted_count = 0 AND held_count + n <= capacity (on the row as locked)
+
+A returned ``waitlisted_count`` of 0 means the places were taken (confirmed,
+or pending_approval), otherwise it is the new entry's waiting-list position
+(``waitlisted_count = 0`` in <fits>: nobody overtakes the waiting list, even
+after a capacity raise).  The quota is the same kind of UPDATE on the quota row
+(``active_count + n <= org_quota``).  Everything else happens before: the
+eligibility rules and the INSERT of the entry itself, whose partial unique index ``uq_competition_entries_active``
+(``ON CONFLICT DO NOTHING`` on it) is the real guard of "one active entry per
+person": no row inserted means ``already_entered``.  After the UPDATE only
+the entry's own row and one audit row are written, and the sign-up handlers
+commit as soon as the service returns (before serialising the answer), so
+the competition's row lock is held for three statements and the commit.
+
+Every other path that changes places (withdrawal, rejection, removal,
+approval, an offer confirmed or expiring, a promotion, a team's submission or
+withdrawal) locks, in this one order, the team row, the quota rows (by org
+id) and the competition row, re-reads the entries, and moves them with
+:func:`_move`, which changes the counters by the same deltas as the statuses;
+a capacity edit locks the competition and compares with ``held_count``.
+CHECK constraints (``0 <= held_count <= capacity``, counters >= 0) are the
+last line.  Waiting-list order is arrival order: ``arrival_no``, taken from
+``arrival_seq`` under the lock (a team's members share one number).
+
+A place freed by a withdrawal, rejection, removal or expired offer goes at
+once to the head of the waiting list as an *offer* (``offered``, deadline
+``offer_hours``); a head team needing more places than are free waits (no
+overtaking).  A capacity raise does not promote by itself: staff promote by
+hand.  The organisation quota counts every entry in ``COUNTED_STATUSES``
+(waitlisted too), so a promotion never pushes an organisation over it.
+
+Teams
+-----
+Capacity counts people: a submitted team takes as many places as it has
+members, all at once, or waits as one entry of the waiting list.  A team is
+created by a worker (its captain, who becomes its first member) or by an
+enterprise union officer (who adds workers of their own union); members join
+with the team's join code.  A member's entry is ``forming`` until the team
+is submitted (the person's one active entry, no place, no quota), and every
+member is checked against the rules when joining.  ``member_count`` is kept
+by a conditional UPDATE, so a rush of joins cannot pass ``team_max``.  After
+submission the team's entries move together (approve, reject, remove,
+promote, offer, confirm, expire, withdraw act on the whole team).
 """
 
 from __future__ import annotations
 
+import secrets
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from server.errors import Conflict, NotFound, ServiceError
+from server.errors import Conflict, Forbidden, NotFound, ServiceError
 from server.extensions import db
 from server.models import (
     COMPETITION_LEVEL_LABELS,
@@ -46,18 +87,36 @@ from server.models import (
     Staff,
     StaffRole,
 )
-from server.models.competitions import ACTIVE_STATUSES, HOLDING_STATUSES, new_token
+from server.models.competitions import (
+    _ACTIVE_SQL,
+    ACTIVE_STATUSES,
+    COUNTED_STATUSES,
+    HOLDING_STATUSES,
+    TEAM_STATUS_LABELS,
+    CompetitionQuotaCount,
+    CompetitionTeam,
+    TeamStatus,
+    new_token,
+)
 from server.services.audit import record_audit
-from server.services.auth import require_in_scope, require_role, scope_filter
+from server.services.auth import in_scope, require_in_scope, require_role, scope_filter
+from server.services.txn import insert_ignore
 from server.timeutil import CHINA, fmt_local
 
 E = EntryStatus
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
 HOLDING = [s.value for s in HOLDING_STATUSES]
+COUNTED = [s.value for s in COUNTED_STATUSES]
+C, Q, T, CE = Competition, CompetitionQuotaCount, CompetitionTeam, CompetitionEntry
+COUNTERS = ("held_count", "waitlisted_count", "arrival_seq", "last_candidate_no")
+#: Counter updates are not edits of the competition: they leave ``updated_at`` alone.
+KEEP_UPDATED_AT = {"updated_at": C.updated_at}
 #: The admission QR code's payload is this prefix plus the entry's unguessable token.
 ADMISSION_PREFIX = "UHE:"
 #: Offers due within this time get a reminder from the sweep.
 OFFER_REMINDER_WINDOW = timedelta(hours=6)
+#: Team join codes: 8 characters without look-alikes (0/O, 1/I).
+JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 COMPETITION_FIELDS = ("name", "trade", "level", "organiser_org_id", "description", "venue", "signup_start",
                       "signup_end", "theory_at", "practical_at", "capacity", "org_quota", "org_quota_kind",
@@ -65,12 +124,14 @@ COMPETITION_FIELDS = ("name", "trade", "level", "organiser_org_id", "description
                       "theory_weight", "practical_weight", "status")
 #: A new competition's values where the request says nothing.
 NEW_DEFAULTS = dict(status="draft", eligibility={}, entry_mode="individual", needs_approval=False, theory_weight=30,
-                    practical_weight=70, offer_hours=48, org_quota_kind="enterprise", last_candidate_no=0)
+                    practical_weight=70, offer_hours=48, org_quota_kind="enterprise", last_candidate_no=0,
+                    held_count=0, waitlisted_count=0, arrival_seq=0)
 #: Allowed competition status changes (PATCH status).
 STATUS_FLOW = {"draft": {"published", "cancelled"}, "published": {"cancelled", "finished"},
                "cancelled": set(), "finished": set()}
 #: Why an entry in a given state cannot be checked in / changed, for the worker.
 NOT_CONFIRMED_MESSAGES = {
+    E.FORMING.value: "您的团队尚未提交报名，暂不能签到",
     E.PENDING_APPROVAL.value: "您的报名尚在审核中，暂不能签到",
     E.WAITLISTED.value: "您目前在候补名单中，暂不能签到",
     E.OFFERED.value: "您已获递补名额，请先在小程序中确认参赛",
@@ -85,30 +146,56 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def invalid_state(entry: CompetitionEntry, message: str = "当前状态不允许此操作", code: str = "invalid_state") -> Conflict:
+def invalid_state(entry, message: str = "当前状态不允许此操作", code: str = "invalid_state") -> Conflict:
+    """409 with the entry's (or team's) current state."""
     return Conflict(code, message, current_state=entry.status)
+
+
+def _postgres() -> bool:
+    return db.get_bind().dialect.name == "postgresql"
 
 
 # -- loading and locking ---------------------------------------------------------------------------
 
 def lock_competition(competition_id: int) -> Competition:
-    """The competition's row, locked for the rest of the transaction (see the module docstring)."""
-    if db.get_bind().dialect.name == "sqlite":
-        db.execute(update(Competition).where(Competition.id == competition_id)
-                   .values(last_candidate_no=Competition.last_candidate_no, updated_at=Competition.updated_at)
+    """The competition's row, locked for the rest of the transaction (``SELECT ... FOR UPDATE``; on SQLite a
+    no-op UPDATE takes the single write lock at once instead of failing to upgrade a read later)."""
+    if not _postgres():
+        db.execute(update(C).where(C.id == competition_id).values(**KEEP_UPDATED_AT)
                    .execution_options(synchronize_session=False))
-    competition = db.scalar(select(Competition).where(Competition.id == competition_id).with_for_update()
+    competition = db.scalar(select(C).where(C.id == competition_id).with_for_update()
                             .execution_options(populate_existing=True))
     if competition is None:
         raise NotFound("找不到该竞赛")
     return competition
 
 
-def _locked(entry: CompetitionEntry) -> tuple[Competition, CompetitionEntry]:
-    """Lock the entry's competition, then re-read the entry: always in this order (no deadlocks)."""
-    competition = lock_competition(entry.competition_id)
+def _lock_team(team_id: int) -> CompetitionTeam:
+    return db.scalar(select(T).where(T.id == team_id).with_for_update().execution_options(populate_existing=True))
+
+
+def _lock_unit(entry: CompetitionEntry) -> tuple[Competition, list[CompetitionEntry]]:
+    """Lock the team row, the quota rows (by org id) and the competition row, in that order on every path (no
+    deadlocks); answer the competition and the entries that move with ``entry``: itself, or its submitted
+    team's entries in the same state."""
+    competition_id, team_id = entry.competition_id, entry.team_id
+    if not _postgres():
+        lock_competition(competition_id)  # SQLite: the one write lock first
+    if team_id:
+        _lock_team(team_id)
+        orgs = set(db.scalars(select(CE.quota_org_id).where(CE.team_id == team_id)))
+    else:
+        orgs = {entry.quota_org_id}
+    orgs = sorted(o for o in orgs if o)
+    if orgs:
+        db.execute(select(Q.org_id).where(Q.competition_id == competition_id, Q.org_id.in_(orgs))
+                   .order_by(Q.org_id).with_for_update())
+    competition = lock_competition(competition_id)
     db.refresh(entry)
-    return competition, entry
+    if not team_id or entry.status == E.FORMING.value:
+        return competition, [entry]
+    return competition, list(db.scalars(select(CE).where(CE.team_id == team_id, CE.status == entry.status)
+                                        .order_by(CE.id).execution_options(populate_existing=True)))
 
 
 def _get(model, ident: int):
@@ -132,9 +219,8 @@ def staff_competition(staff: Staff, competition_id: int) -> Competition:
 
 def person_entry(person: Person, competition_id: int) -> CompetitionEntry | None:
     """The person's active entry in the competition, else their latest one."""
-    return db.scalar(select(CompetitionEntry).where(
-        CompetitionEntry.competition_id == competition_id, CompetitionEntry.person_id == person.id)
-        .order_by(CompetitionEntry.status.in_(ACTIVE).desc(), CompetitionEntry.id.desc()).limit(1))
+    return db.scalar(select(CE).where(CE.competition_id == competition_id, CE.person_id == person.id)
+                     .order_by(CE.status.in_(ACTIVE).desc(), CE.id.desc()).limit(1))
 
 
 def _my_active_entry(person: Person, competition_id: int) -> CompetitionEntry:
@@ -153,48 +239,28 @@ def staff_entry(competition: Competition, entry_id: int) -> CompetitionEntry:
 
 # -- counting --------------------------------------------------------------------------------------
 
-def _count(competition_id: int, statuses, **where) -> int:
-    query = select(func.count()).select_from(CompetitionEntry).where(
-        CompetitionEntry.competition_id == competition_id, CompetitionEntry.status.in_(statuses))
-    for name, value in where.items():
-        query = query.where(getattr(CompetitionEntry, name) == value)
-    return db.scalar(query)
-
-
-def counts(competition_ids) -> dict[int, dict[str, int]]:
-    """``{competition_id: {"held": places held, "waitlisted": n}}`` in one query."""
-    result = {cid: {"held": 0, "waitlisted": 0} for cid in competition_ids}
-    rows = db.execute(select(CompetitionEntry.competition_id, CompetitionEntry.status, func.count())
-                      .where(CompetitionEntry.competition_id.in_(list(result)),
-                             CompetitionEntry.status.in_(HOLDING + [E.WAITLISTED.value]))
-                      .group_by(CompetitionEntry.competition_id, CompetitionEntry.status))
-    for cid, status, n in rows:
-        result[cid]["waitlisted" if status == E.WAITLISTED.value else "held"] += n
-    return result
-
-
-def places_left(competition: Competition, held: int | None = None) -> int:
-    held = _count(competition.id, HOLDING) if held is None else held
-    return max(competition.capacity - held, 0)
+def places_left(competition: Competition) -> int:
+    return max(competition.capacity - competition.held_count, 0)
 
 
 def waitlist_positions(competition_id: int) -> dict[int, int]:
-    """``{entry id: position}`` for the whole waiting list, in one query."""
-    ids = db.scalars(select(CompetitionEntry.id).where(CompetitionEntry.competition_id == competition_id,
-                                                       CompetitionEntry.status == E.WAITLISTED.value)
-                     .order_by(CompetitionEntry.id))
-    return {entry_id: n for n, entry_id in enumerate(ids, 1)}
+    """``{entry id: position}`` for the whole waiting list, in one query (a team's members share theirs)."""
+    rows = db.execute(select(CE.id, CE.arrival_no).where(CE.competition_id == competition_id,
+                                                         CE.status == E.WAITLISTED.value).order_by(CE.arrival_no))
+    positions, seen = {}, {}
+    for entry_id, arrival in rows:
+        positions[entry_id] = seen.setdefault(arrival, len(seen) + 1)
+    return positions
 
 
 def waitlist_position(entry: CompetitionEntry) -> int | None:
     """1 for the first on the waiting list (arrival order)."""
     if entry.status != E.WAITLISTED.value:
         return None
-    if entry.known_position is not None:  # counted under the lock by sign_up
+    if entry.known_position is not None:  # counted under the lock by sign-up
         return entry.known_position
-    return db.scalar(select(func.count()).select_from(CompetitionEntry).where(
-        CompetitionEntry.competition_id == entry.competition_id, CompetitionEntry.status == E.WAITLISTED.value,
-        CompetitionEntry.id <= entry.id))
+    return db.scalar(select(func.count(CE.arrival_no.distinct())).where(
+        CE.competition_id == entry.competition_id, CE.status == E.WAITLISTED.value, CE.arrival_no <= entry.arrival_no))
 
 
 # -- eligibility -----------------------------------------------------------------------------------
@@ -235,7 +301,8 @@ def eligibility_problems(competition: Competition, person: Person) -> list[dict]
             problems.append(_reason("too_young", f"报名年龄须满{min_age}周岁"))
         elif max_age and age > max_age:
             problems.append(_reason("too_old", f"报名年龄须在{max_age}周岁以下"))
-    if not (person.org and any(person.org.is_within(org) for org in _allowed_orgs(competition))):
+    allowed = (competition.eligibility or {}).get("org_ids") or [competition.organiser_org_id]
+    if not (person.org and any(f"/{org_id}/" in person.org.path for org_id in allowed)):  # the org or below it
         problems.append(_reason("org_not_eligible", "您所在的工会不在本竞赛的报名范围内"))
     return problems
 
@@ -260,6 +327,33 @@ def signup_open(competition: Competition, now: datetime | None = None) -> bool:
     return competition.status == "published" and competition.signup_start <= now <= competition.signup_end
 
 
+def _require_eligible(competition: Competition, person: Person) -> None:
+    problems = eligibility_problems(competition, person)
+    if problems:
+        raise ServiceError("not_eligible", "不符合报名条件：" + "；".join(p["message"] for p in problems), 403,
+                           reasons=problems)
+
+
+def _require_open(competition: Competition, team: bool) -> None:
+    if not signup_open(competition):
+        raise Conflict("window_closed", "不在报名时间内" if competition.status == "published" else "该竞赛已停止报名")
+    if team and competition.entry_mode != "team":
+        raise Conflict("individual_entry_required", "本竞赛为个人赛，请直接报名")
+    if not team and competition.entry_mode == "team":
+        raise Conflict("team_entry_required", "本竞赛以团队形式报名，请由领队或企业工会统一报名")
+
+
+def _already_entered(entry: CompetitionEntry) -> Conflict:
+    return Conflict("already_entered", "您已报名该竞赛", current_state=entry.status, entry_id=entry.id)
+
+
+def _refuse_if_entered(person: Person, competition_id: int) -> None:
+    """A fast, friendly look; the partial unique index decides (see :func:`_insert_entry`)."""
+    existing = person_entry(person, competition_id)
+    if existing is not None and existing.status in ACTIVE:
+        raise _already_entered(existing)
+
+
 def _quota_org_id(competition: Competition, person: Person) -> int | None:
     if competition.org_quota is None or person.org is None:
         return None
@@ -268,155 +362,244 @@ def _quota_org_id(competition: Competition, person: Person) -> int | None:
                                                    Organisation.kind == competition.org_quota_kind))
 
 
+# -- the counters ----------------------------------------------------------------------------------
+
+def _insert_entry(competition: Competition, person: Person, staff: Staff | None, status: EntryStatus,
+                  team_id: int | None = None) -> CompetitionEntry:
+    """INSERT the person's entry unless they hold an active one: ``ON CONFLICT DO NOTHING`` on the partial unique
+    index of active entries, so no row means ``already_entered`` whoever raced whom."""
+    insert = pg_insert if _postgres() else sqlite_insert
+    now = _now()
+    entry = db.scalars(insert(CE).values(
+        competition_id=competition.id, person_id=person.id, org_id=person.org_id,
+        quota_org_id=_quota_org_id(competition, person), entered_by_staff_id=staff.id if staff else None,
+        team_id=team_id, status=status.value, status_changed_at=now, admission_token=new_token(),
+        created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["competition_id", "person_id"], index_where=text(_ACTIVE_SQL))
+        .returning(CE)).first()
+    if entry is None:
+        raise _already_entered(person_entry(person, competition.id))
+    return entry
+
+
+def _take_quota(competition: Competition, orgs: Counter) -> None:
+    """Count ``orgs`` ({quota org id: n}) in the quota, or refuse with ``org_quota_full`` (conditional UPDATEs,
+    by org id: the lock order)."""
+    for org_id, n in sorted(orgs.items()):
+        take = (update(Q).where(Q.competition_id == competition.id, Q.org_id == org_id,
+                                Q.active_count + n <= competition.org_quota)
+                .values(active_count=Q.active_count + n).execution_options(synchronize_session=False))
+        if db.execute(take).rowcount:
+            continue
+        # The first entry of this organisation creates its counter (a racing twin's row is seen after it commits).
+        insert_ignore(Q.__table__, {"competition_id": competition.id, "org_id": org_id, "active_count": 0},
+                      ["competition_id", "org_id"])
+        if not db.execute(take).rowcount:
+            raise Conflict("org_quota_full", f"您所在单位的报名名额（{competition.org_quota}人）已满")
+
+
+def _take_places(competition: Competition, n: int) -> tuple[EntryStatus, int, int | None, int]:
+    """Take ``n`` places at once, or one place on the waiting list, in one UPDATE: (status, arrival_no,
+    waiting-list position, last candidate number).  This locks the competition row until the commit.
+
+    The entry fits when nobody waits and ``n`` places are free; then ``waitlisted_count`` stays 0, otherwise it
+    becomes at least 1: the returned ``waitlisted_count`` tells which happened (and is the position).
+    """
+    fits = and_(C.waitlisted_count == 0, C.held_count + n <= C.capacity)
+    row = db.execute(update(C).where(C.id == competition.id, C.status == "published").values(
+        held_count=C.held_count + case((fits, n), else_=0),
+        waitlisted_count=C.waitlisted_count + case((fits, 0), else_=1),
+        arrival_seq=C.arrival_seq + 1,
+        last_candidate_no=C.last_candidate_no + case((and_(fits, ~C.needs_approval), n), else_=0), **KEEP_UPDATED_AT,
+    ).returning(C.arrival_seq, C.waitlisted_count, C.needs_approval, C.last_candidate_no)
+        .execution_options(synchronize_session=False)).first()
+    db.expire(competition, COUNTERS)
+    if row is None:
+        raise Conflict("window_closed", "该竞赛已停止报名")
+    if row.waitlisted_count:
+        return E.WAITLISTED, row.arrival_seq, row.waitlisted_count, row.last_candidate_no
+    return (E.PENDING_APPROVAL if row.needs_approval else E.CONFIRMED), row.arrival_seq, None, row.last_candidate_no
+
+
+def _bump(competition: Competition, held: int = 0, waitlisted: int = 0, numbers: int = 0) -> int:
+    """Change the counters of a locked competition; answers the last candidate number handed out."""
+    values = {**KEEP_UPDATED_AT, "last_candidate_no": C.last_candidate_no + numbers}
+    if held:
+        values["held_count"] = C.held_count + held
+    if waitlisted:
+        values["waitlisted_count"] = C.waitlisted_count + waitlisted
+    last = db.scalar(update(C).where(C.id == competition.id).values(**values).returning(C.last_candidate_no)
+                     .execution_options(synchronize_session=False))
+    db.expire(competition, COUNTERS)
+    return last
+
+
 # -- state changes ---------------------------------------------------------------------------------
 
-def _set_status(entry: CompetitionEntry, to: EntryStatus, actor, action: str, reason: str | None = None,
-                new: bool = False) -> None:
-    """Move an entry (its competition already locked), or add a ``new`` one; audit it; tell the worker when
-    someone else moved it."""
-    from_state, entry.status = None if new else entry.status, to.value
-    if new:
-        db.add(entry)
-    now = _now()
-    entry.status_changed_at, entry.reason = now, reason
-    competition = entry.competition
-    if to == E.OFFERED:
-        entry.offer_expires_at = now + timedelta(hours=competition.offer_hours)
-    if to == E.CONFIRMED and not entry.candidate_number:
-        competition.last_candidate_no += 1
-        entry.candidate_number = f"{competition.id:03d}{competition.last_candidate_no:04d}"
+def _apply(unit: list[CompetitionEntry], to: EntryStatus, actor, action: str, reason: str | None = None, *,
+           last_no: int | None = None, arrival: int | None = None, position: int | None = None,
+           new: bool = False, notice: str | None = None) -> None:
+    """Write the unit's new state on its entries (the counters already moved), audit it, and tell each worker
+    someone else moved (after commit).  Candidate numbers end at ``last_no``."""
+    now, competition = _now(), unit[0].competition
+    needing = [e for e in unit if to == E.CONFIRMED and not e.candidate_number]
+    numbers = iter(range(last_no - len(needing) + 1, last_no + 1)) if needing else iter(())
+    for entry in unit:
+        from_state = None if new else entry.status
+        entry.status, entry.status_changed_at, entry.reason = to.value, now, reason
+        if arrival is not None:
+            entry.arrival_no, entry.known_position = arrival, position
+        if to == E.OFFERED:
+            entry.offer_expires_at = now + timedelta(hours=competition.offer_hours)
+        if entry in needing:
+            entry.candidate_number = f"{competition.id:03d}{next(numbers):04d}"
+        record_audit(actor, f"competition_entry.{action}", "competition_entry", entry.id,
+                     from_state=from_state, to_state=to.value, reason=reason, org_id=entry.org_id)
+        if actor is not entry.person:
+            notify(entry.id, notice or ("entered_for_you" if action == "sign_up" else to.value))
+
+
+def _move(competition: Competition, unit: list[CompetitionEntry], to: EntryStatus, actor, action: str,
+          reason: str | None = None, notice: str | None = None) -> None:
+    """Move a unit (one entry, or a team's entries) of a locked competition, keeping every counter exact."""
+    frm, n = unit[0].status, len(unit)
+    held = n * ((to.value in HOLDING) - (frm in HOLDING))
+    waiting = (to == E.WAITLISTED) - (frm == E.WAITLISTED.value)
+    numbers = sum(1 for e in unit if to == E.CONFIRMED and not e.candidate_number)
+    last = _bump(competition, held, waiting, numbers) if held or waiting or numbers else None
+    if (frm in COUNTED) and to.value not in COUNTED:  # entries only enter the quota through _take_quota
+        for org_id, k in Counter(e.quota_org_id for e in unit if e.quota_org_id).items():
+            db.execute(update(Q).where(Q.competition_id == competition.id, Q.org_id == org_id)
+                       .values(active_count=Q.active_count - k).execution_options(synchronize_session=False))
+    team = unit[0].team
+    if team is not None and to.value not in ACTIVE:
+        team.member_count = T.member_count - n
+        if frm != E.FORMING.value:
+            team.status = TeamStatus.WITHDRAWN.value
+    _apply(unit, to, actor, action, reason, last_no=last, notice=notice)
     db.flush()
-    record_audit(actor, f"competition_entry.{action}", "competition_entry", entry.id, from_state=from_state,
-                 to_state=to.value, reason=reason, org_id=entry.org_id)
-    if actor is not entry.person:
-        notify(entry.id, "entered_for_you" if action == "sign_up" else to.value)
 
 
-def _fill_places(competition: Competition) -> list[CompetitionEntry]:
-    """Offer every free place to the first waitlisted entries, in arrival order (competition locked)."""
+def _fill_places(competition: Competition) -> None:
+    """Offer free places to the head of the waiting list, in arrival order (competition locked); a head team
+    needing more places than are free waits."""
     free = places_left(competition)
-    offered = list(db.scalars(select(CompetitionEntry).where(
-        CompetitionEntry.competition_id == competition.id, CompetitionEntry.status == E.WAITLISTED.value)
-        .order_by(CompetitionEntry.id).limit(free))) if free else []
-    for entry in offered:
-        _set_status(entry, E.OFFERED, None, "promote", "候补递补")
-    return offered
+    while free > 0:
+        head = db.scalar(select(func.min(CE.arrival_no)).where(CE.competition_id == competition.id,
+                                                              CE.status == E.WAITLISTED.value))
+        if head is None:
+            return
+        unit = list(db.scalars(select(CE).where(CE.competition_id == competition.id, CE.status == E.WAITLISTED.value,
+                                                CE.arrival_no == head).order_by(CE.id)))
+        if len(unit) > free:
+            return
+        _move(competition, unit, E.OFFERED, None, "promote", "候补递补")
+        free -= len(unit)
 
 
 def _free_place(entry: CompetitionEntry, to: EntryStatus, actor, action: str, reason: str | None) -> CompetitionEntry:
-    competition, entry = _locked(entry)
+    competition, unit = _lock_unit(entry)
     allowed = ACTIVE if to in (E.WITHDRAWN, E.REMOVED) else [E.PENDING_APPROVAL.value]
     if entry.status not in allowed:
         raise invalid_state(entry)
     held = entry.status in HOLDING
-    _set_status(entry, to, actor, action, reason)
+    _move(competition, unit, to, actor, action, reason)
     if held:
         _fill_places(competition)
     return entry
 
 
 def sign_up(person: Person, competition_id: int, staff: Staff | None = None) -> CompetitionEntry:
-    """Enter the person: confirmed, pending_approval (holding a place) or waitlisted; or refuse with a reason."""
+    """Enter the person: confirmed, pending_approval (holding a place) or waitlisted; or refuse with a reason.
+
+    The caller should commit as soon as this returns: from :func:`_take_quota` on, the quota row and the
+    competition row are locked (see the module docstring).
+    """
     competition = get_competition(competition_id)
-    if not signup_open(competition):
-        raise Conflict("window_closed", "不在报名时间内" if competition.status == "published" else "该竞赛已停止报名")
-    if competition.entry_mode == "team":
-        raise Conflict("team_entry_required", "本竞赛以团队形式报名，请由领队或企业工会统一报名")
-    existing = person_entry(person, competition_id)
-    if existing is not None and existing.status in ACTIVE:
-        raise Conflict("already_entered", "您已报名该竞赛", current_state=existing.status, entry_id=existing.id)
-    problems = eligibility_problems(competition, person)
-    if problems:
-        raise ServiceError("not_eligible", "不符合报名条件：" + "；".join(p["message"] for p in problems), 403,
-                           reasons=problems)
-    quota_org_id = _quota_org_id(competition, person)
-    # -- from here on the competition is locked until the request commits: keep it short --
-    competition = lock_competition(competition_id)
-    existing = person_entry(person, competition_id)
-    if existing is not None and existing.status in ACTIVE:
-        raise Conflict("already_entered", "您已报名该竞赛", current_state=existing.status, entry_id=existing.id)
-    if quota_org_id and _count(competition.id, ACTIVE, quota_org_id=quota_org_id) >= competition.org_quota:
-        raise Conflict("org_quota_full", f"您所在单位的报名名额（{competition.org_quota}人）已满")
-    tally = counts([competition.id])[competition.id]
-    entry = CompetitionEntry(competition=competition, person=person, org_id=person.org_id, quota_org_id=quota_org_id,
-                             entered_by_staff_id=staff.id if staff else None)
-    if places_left(competition, tally["held"]):
-        status = E.PENDING_APPROVAL if competition.needs_approval else E.CONFIRMED
-    else:
-        status, entry.known_position = E.WAITLISTED, tally["waitlisted"] + 1
-    # The INSERT is the one active entry (the partial unique index agrees): every path that creates
-    # an active entry holds the competition's lock and has just looked for one.
-    _set_status(entry, status, staff or person, "sign_up", new=True)
+    _require_open(competition, team=False)
+    _require_eligible(competition, person)
+    # Inserted as waitlisted (no one sees it before the commit) and given its real state below; a second
+    # sign-up of the same person finds no row inserted: already_entered.
+    entry = _insert_entry(competition, person, staff, E.WAITLISTED)
+    # -- locked from here until the commit: a few statements --
+    if entry.quota_org_id:
+        _take_quota(competition, Counter({entry.quota_org_id: 1}))
+    status, arrival, position, last_no = _take_places(competition, 1)
+    _apply([entry], status, staff or person, "sign_up", last_no=last_no, arrival=arrival, position=position, new=True)
     return entry
 
 
 def sign_up_on_behalf(staff: Staff, competition_id: int, person_id: int) -> CompetitionEntry:
     """An enterprise union officer enters a worker of their own union (and no one else's)."""
+    return sign_up(_officers_worker(staff, person_id), competition_id, staff)
+
+
+def _officers_worker(staff: Staff, person_id: int) -> Person:
     require_role(staff, StaffRole.OFFICER)
     person = _get(Person, person_id)
     require_in_scope(staff, person.org if person else None, "找不到该职工")
-    return sign_up(person, competition_id, staff)
+    return person
 
 
 def withdraw(person: Person, competition_id: int, reason: str | None = None) -> CompetitionEntry:
     entry = _my_active_entry(person, competition_id)
+    if entry.team_id and entry.status in ACTIVE:
+        raise invalid_state(entry, "团队报名请在团队页面退出团队，或由队长撤回团队报名", "team_entry")
     if entry.checked_in_at is not None:
         raise invalid_state(entry, "您已签到，不能退赛")
     return _free_place(entry, E.WITHDRAWN, person, "withdraw", reason)
 
 
 def confirm_offer(person: Person, competition_id: int) -> CompetitionEntry:
-    """Accept a waiting-list offer before its deadline."""
-    _competition, entry = _locked(_my_active_entry(person, competition_id))
+    """Accept a waiting-list offer before its deadline (a team member accepts for the whole team)."""
+    competition, unit = _lock_unit(_my_active_entry(person, competition_id))
+    entry = unit[0]
     if entry.status != E.OFFERED.value:
         raise invalid_state(entry, "您没有待确认的递补名额")
     if entry.offer_expires_at <= _now():
         raise invalid_state(entry, "递补名额的确认期限已过", "offer_expired")
-    _set_status(entry, E.CONFIRMED, person, "confirm_offer")
-    return entry
+    _move(competition, unit, E.CONFIRMED, person, "confirm_offer", notice="team_confirmed")
+    return next(e for e in unit if e.person_id == person.id)
 
 
 def staff_action(staff: Staff, competition: Competition, entry_id: int, action: str,
                  reason: str | None = None) -> CompetitionEntry:
-    """approve / reject a pending entry, remove an entry, or promote a waitlisted entry by hand."""
+    """approve / reject a pending entry, remove an entry, or promote a waitlisted entry by hand (a team's entry:
+    the whole team)."""
     require_role(staff, StaffRole.ORGANISER, *([StaffRole.REVIEWER] if action in ("approve", "reject") else []))
     entry = staff_entry(competition, entry_id)
-    if action == "reject":
-        return _free_place(entry, E.REJECTED, staff, action, reason)
-    if action == "remove":
-        return _free_place(entry, E.REMOVED, staff, action, reason)
-    competition, entry = _locked(entry)
+    if action in ("reject", "remove"):
+        return _free_place(entry, E.REJECTED if action == "reject" else E.REMOVED, staff, action, reason)
+    competition, unit = _lock_unit(entry)
     wanted = E.PENDING_APPROVAL if action == "approve" else E.WAITLISTED
     if entry.status != wanted.value:
         raise invalid_state(entry)
-    if action == "promote" and not places_left(competition):
+    if action == "promote" and places_left(competition) < len(unit):
         raise Conflict("no_place_free", "名额已满：请先调整竞赛名额或取消已确认的报名", current_state=entry.status)
-    _set_status(entry, E.CONFIRMED if action == "approve" else E.OFFERED, staff, action, reason)
+    _move(competition, unit, E.CONFIRMED if action == "approve" else E.OFFERED, staff, action, reason)
     return entry
 
 
 def expire_offers(now: datetime | None = None) -> list[int]:
     """Expire offers past their deadline and pass each place on (system actor).  Safe to run twice at once."""
     now = now or _now()
-    rows = db.execute(select(CompetitionEntry.id, CompetitionEntry.competition_id).where(
-        CompetitionEntry.status == E.OFFERED.value, CompetitionEntry.offer_expires_at < now)
-        .order_by(CompetitionEntry.competition_id, CompetitionEntry.id)).all()
+    ids = db.scalars(select(CE.id).where(CE.status == E.OFFERED.value, CE.offer_expires_at < now)
+                     .order_by(CE.competition_id, CE.id)).all()
     expired = []
-    for entry_id, _cid in rows:
-        competition, entry = _locked(db.get(CompetitionEntry, entry_id))
-        if entry.status == E.OFFERED.value and entry.offer_expires_at < now:
-            _set_status(entry, E.EXPIRED, None, "expire_offer", "未在期限内确认递补名额")
+    for entry_id in ids:
+        competition, unit = _lock_unit(db.get(CE, entry_id))
+        if unit[0].status == E.OFFERED.value and unit[0].offer_expires_at < now:
+            _move(competition, unit, E.EXPIRED, None, "expire_offer", "未在期限内确认递补名额")
             _fill_places(competition)
-            expired.append(entry.id)
+            expired.extend(e.id for e in unit)
     return expired
 
 
 def remind_offers(within: timedelta = OFFER_REMINDER_WINDOW, now: datetime | None = None) -> list[int]:
     """Remind offers due within ``within`` (once each: the inbox dedup key)."""
     now = now or _now()
-    ids = list(db.scalars(select(CompetitionEntry.id).where(
-        CompetitionEntry.status == E.OFFERED.value, CompetitionEntry.offer_expires_at >= now,
-        CompetitionEntry.offer_expires_at < now + within)))
+    ids = list(db.scalars(select(CE.id).where(CE.status == E.OFFERED.value, CE.offer_expires_at >= now,
+                                              CE.offer_expires_at < now + within)))
     for entry_id in ids:
         notify(entry_id, "offer_reminder")
     return ids
@@ -428,6 +611,210 @@ def notify(entry_id: int, kind: str) -> None:
     from jobs.competitions import notify_entry
 
     queues.enqueue_after_commit(notify_entry, entry_id, kind, queue=queues.HIGH, job_id=f"notify-entry-{entry_id}-{kind}")
+
+
+# -- teams -----------------------------------------------------------------------------------------
+
+def _join_code() -> str:
+    return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(8))
+
+
+def _team_competition(competition_id: int) -> Competition:
+    competition = get_competition(competition_id)
+    _require_open(competition, team=True)
+    return competition
+
+
+def _get_team(team_id: int) -> CompetitionTeam:
+    team = _get(CompetitionTeam, team_id)
+    if team is None:
+        raise NotFound("找不到该团队", code="team_not_found")
+    return team
+
+
+def managed_team(actor: Person | Staff, team_id: int) -> CompetitionTeam:
+    """The team, if ``actor`` runs it: its captain, or an officer (admin) of the team's union or above it."""
+    team = _get_team(team_id)
+    if isinstance(actor, Staff):
+        require_role(actor, StaffRole.OFFICER)
+        if not in_scope(actor, team.org):
+            raise NotFound("找不到该团队", code="team_not_found")
+    elif team.captain_person_id != actor.id:
+        if db.scalar(select(CE.id).where(CE.team_id == team.id, CE.person_id == actor.id).limit(1)) is None:
+            raise NotFound("找不到该团队", code="team_not_found")
+        raise Forbidden("只有队长可以进行此操作", code="not_captain")
+    return team
+
+
+def _team_conflict(team: CompetitionTeam, message: str, code: str = "invalid_state") -> Conflict:
+    return Conflict(code, message, current_state=team.status)
+
+
+def create_team(competition_id: int, name: str, *, person: Person | None = None,
+                staff: Staff | None = None) -> CompetitionTeam:
+    """A worker creates a team as its captain (and first member), or an officer creates one for their union."""
+    competition = _team_competition(competition_id)
+    if staff is not None:
+        require_role(staff, StaffRole.OFFICER)
+        org_id = staff.org_id
+    else:
+        _refuse_if_entered(person, competition_id)
+        _require_eligible(competition, person)
+        org_id = person.org_id
+    team = CompetitionTeam(competition=competition, name=name, join_code=_join_code(), org_id=org_id,
+                           captain_person_id=person.id if person else None,
+                           created_by_staff_id=staff.id if staff else None, status=TeamStatus.FORMING.value,
+                           member_count=0)
+    db.add(team)
+    db.flush()
+    record_audit(staff or person, "competition_team.create", "competition_team", team.id, org_id=org_id,
+                 to_state=team.status)
+    if person is not None:
+        _add_member(team, person, person)
+    return team
+
+
+def _add_member(team: CompetitionTeam, person: Person, actor: Person | Staff) -> CompetitionEntry:
+    competition = team.competition
+    _require_open(competition, team=True)
+    _refuse_if_entered(person, competition.id)
+    _require_eligible(competition, person)
+    # The team row: still forming and not full, in one conditional UPDATE (a rush of joins cannot pass team_max).
+    joined = db.execute(update(T).where(T.id == team.id, T.status == TeamStatus.FORMING.value,
+                                        T.member_count < competition.team_max)
+                        .values(member_count=T.member_count + 1).execution_options(synchronize_session=False))
+    db.refresh(team)
+    if not joined.rowcount:
+        if team.status != TeamStatus.FORMING.value:
+            raise _team_conflict(team, "该团队已提交报名或已撤回，不能再加入")
+        raise _team_conflict(team, f"该团队人数已满（最多{competition.team_max}人）", "team_full")
+    staff = actor if isinstance(actor, Staff) else None
+    entry = _insert_entry(competition, person, staff, E.FORMING, team_id=team.id)
+    record_audit(actor, "competition_entry.join_team", "competition_entry", entry.id, to_state=entry.status,
+                 org_id=entry.org_id, details={"team_id": team.id})
+    if actor is not person:
+        notify(entry.id, "entered_for_you")
+    return entry
+
+
+def join_team(person: Person, code: str) -> CompetitionTeam:
+    """A worker joins with the team's code (checked against the rules like any entrant)."""
+    team = db.scalar(select(T).where(T.join_code == code.strip().upper()))
+    if team is None:
+        raise NotFound("加入码无效，请向队长核对", code="invalid_code")
+    get_competition(team.competition_id)
+    _add_member(team, person, person)
+    return team
+
+
+def staff_add_member(staff: Staff, team_id: int, person_id: int) -> CompetitionTeam:
+    """An officer adds a worker of their own union (and no one else's) to a team of their union."""
+    team = managed_team(staff, team_id)
+    _add_member(team, _officers_worker(staff, person_id), staff)
+    return team
+
+
+def remove_member(actor: Person | Staff, team_id: int, person_id: int) -> CompetitionTeam:
+    """The captain (or officer) removes a member, or a member leaves, while the team is forming."""
+    leaving = isinstance(actor, Person) and actor.id == person_id
+    team = _get_team(team_id) if leaving else managed_team(actor, team_id)
+    entry = db.scalar(select(CE).where(CE.team_id == team.id, CE.person_id == person_id,
+                                       CE.status.in_(ACTIVE)))
+    if entry is None:
+        raise NotFound("该职工不在团队中", code="not_a_member")
+    if person_id == team.captain_person_id:
+        raise _team_conflict(team, "队长不能退出团队；如不再参赛，请撤回团队", "captain_cannot_leave")
+    competition, unit = _lock_unit(entry)
+    if _lock_team(team.id).status != TeamStatus.FORMING.value or entry.status != E.FORMING.value:
+        raise _team_conflict(team, "团队已提交报名，不能再调整成员；如需调整请先撤回团队")
+    _move(competition, unit, E.WITHDRAWN, actor, "leave_team" if leaving else "remove_member",
+          "退出团队" if leaving else "被移出团队")
+    return team
+
+
+def submit_team(actor: Person | Staff, team_id: int) -> CompetitionTeam:
+    """Enter the team as a unit: it takes one place per member at once, or waits as one entry.
+
+    Like :func:`sign_up`, the caller should commit as soon as this returns.
+    """
+    team = managed_team(actor, team_id)
+    competition = team.competition
+    if not _postgres():
+        lock_competition(competition.id)
+    team = _lock_team(team.id)
+    if team.status != TeamStatus.FORMING.value:
+        raise _team_conflict(team, "该团队已提交报名或已撤回")
+    _require_open(competition, team=True)
+    members = list(db.scalars(select(CE).where(CE.team_id == team.id, CE.status == E.FORMING.value)
+                              .order_by(CE.id).execution_options(populate_existing=True)))
+    if not competition.team_min <= len(members) <= competition.team_max:
+        raise _team_conflict(team, f"团队人数须为{competition.team_min}至{competition.team_max}人，"
+                                   f"目前{len(members)}人", "team_size")
+    if competition.org_quota is not None:
+        _take_quota(competition, Counter(e.quota_org_id for e in members if e.quota_org_id))
+    status, arrival, position, last_no = _take_places(competition, len(members))
+    team.status, team.submitted_at = TeamStatus.SUBMITTED.value, _now()
+    record_audit(actor, "competition_team.submit", "competition_team", team.id, from_state="forming",
+                 to_state=team.status, org_id=team.org_id)
+    _apply(members, status, actor, "submit_team", last_no=last_no, arrival=arrival, position=position,
+           notice="team_entered")
+    return team
+
+
+def withdraw_team(actor: Person | Staff, team_id: int, reason: str | None = None) -> CompetitionTeam:
+    """Withdraw the whole team (its places pass on to the waiting list)."""
+    team = managed_team(actor, team_id)
+    member = db.scalar(select(CE).where(CE.team_id == team.id, CE.status.in_(ACTIVE)).order_by(CE.id).limit(1))
+    if member is None or team.status == TeamStatus.WITHDRAWN.value:
+        raise _team_conflict(team, "该团队已撤回")
+    if db.scalar(select(func.count(CE.id)).where(CE.team_id == team.id, CE.checked_in_at.is_not(None))):
+        raise _team_conflict(team, "团队已有成员签到，不能撤回")
+    competition, unit = _lock_unit(member)
+    if unit[0].status == E.FORMING.value:  # every forming member leaves with the team
+        unit = list(db.scalars(select(CE).where(CE.team_id == team.id, CE.status == E.FORMING.value)))
+        team.status = TeamStatus.WITHDRAWN.value
+    held = unit[0].status in HOLDING
+    _move(competition, unit, E.WITHDRAWN, actor, "withdraw_team", reason or "团队撤回报名")
+    if held:
+        _fill_places(competition)
+    return team
+
+
+def my_team(person: Person, competition_id: int) -> CompetitionTeam:
+    entry = person_entry(person, competition_id)
+    if entry is None or entry.team_id is None:
+        raise NotFound("您尚未加入该竞赛的团队", code="not_in_team")
+    return entry.team
+
+
+def list_teams(staff: Staff, competition: Competition) -> list[CompetitionTeam]:
+    """Every team for the competition's organisers; an officer's own union's teams otherwise."""
+    query = select(T).where(T.competition_id == competition.id).order_by(T.id)
+    if not in_scope(staff, competition.organiser):
+        query = query.join(T.org).where(scope_filter(staff))
+    return list(db.scalars(query))
+
+
+def team_view(team: CompetitionTeam) -> dict:
+    entries = list(db.scalars(select(CE).where(CE.team_id == team.id).order_by(CE.id)))
+    members = [e for e in entries if e.status in ACTIVE] or entries
+    lead = members[0] if members else None
+    competition = team.competition
+    return {
+        "id": team.id, "competition_id": team.competition_id, "competition_name": competition.name,
+        "name": team.name, "join_code": team.join_code, "status": team.status,
+        "status_label": TEAM_STATUS_LABELS[TeamStatus(team.status)], "org_id": team.org_id,
+        "org_name": team.org.name, "captain_person_id": team.captain_person_id, "member_count": team.member_count,
+        "team_min": competition.team_min, "team_max": competition.team_max, "submitted_at": team.submitted_at,
+        "entry_status": lead.status if lead else None,
+        "position": waitlist_position(lead) if lead else None,
+        "offer_expires_at": lead.offer_expires_at if lead and lead.status == E.OFFERED.value else None,
+        "members": [{"person_id": e.person_id, "real_name": e.person.real_name, "entry_id": e.id,
+                     "status": e.status, "status_label": ENTRY_STATUS_LABELS[E(e.status)],
+                     "is_captain": e.person_id == team.captain_person_id,
+                     "candidate_number": e.candidate_number if e.status == E.CONFIRMED.value else None}
+                    for e in members],
+    }
 
 
 # -- check-in --------------------------------------------------------------------------------------
@@ -526,7 +913,7 @@ def save_competition(staff: Staff, data: dict, competition: Competition | None =
         held = 0
     else:
         competition = lock_competition(competition.id)
-        held = _count(competition.id, HOLDING)
+        held = competition.held_count
         new_status = data.get("status", competition.status)
         if new_status != competition.status and new_status not in STATUS_FLOW[competition.status]:
             raise Conflict("invalid_state", "当前状态不允许此操作", current_state=competition.status)
@@ -558,12 +945,13 @@ def list_entries(competition: Competition, status: str | None = None,
         query = query.where(CompetitionEntry.checked_in_at.is_not(None) if checked_in
                             else and_(CompetitionEntry.checked_in_at.is_(None),
                                       CompetitionEntry.status == E.CONFIRMED.value))
-    order = CompetitionEntry.checked_in_at.desc() if checked_in else CompetitionEntry.id
-    return list(db.scalars(query.order_by(order)))
+    order = ([CE.checked_in_at.desc()] if checked_in else [CE.arrival_no.is_(None), CE.arrival_no]) + [CE.id]
+    return list(db.scalars(query.order_by(*order)))
 
 
 def arrivals(competition: Competition) -> dict:
-    expected = _count(competition.id, [E.CONFIRMED.value])
+    expected = db.scalar(select(func.count(CE.id)).where(CE.competition_id == competition.id,
+                                                         CE.status == E.CONFIRMED.value))
     arrived = list_entries(competition, checked_in=True)
     return {"expected": expected, "arrived": len(arrived), "entries": arrived}
 
@@ -602,6 +990,7 @@ def entry_view(entry: CompetitionEntry, *, for_staff: bool = False, positions: d
         "candidate_number": entry.candidate_number if confirmed else None,
         "admission_code": ADMISSION_PREFIX + entry.admission_token if confirmed and not for_staff else None,
         "checked_in_at": entry.checked_in_at, "created_at": entry.created_at,
+        "team_id": entry.team_id, "team_name": entry.team.name if entry.team_id else None,
     }
     if for_staff:
         from server.services.profile import masked_id_number
@@ -614,14 +1003,13 @@ def entry_view(entry: CompetitionEntry, *, for_staff: bool = False, positions: d
     return view
 
 
-def competition_view(competition: Competition, person: Person | None = None, tally: dict | None = None,
-                     detail: bool = True, staff: bool = False) -> dict:
-    tally = tally or counts([competition.id])[competition.id]
+def competition_view(competition: Competition, person: Person | None = None, detail: bool = True,
+                     staff: bool = False) -> dict:
     view = {name: getattr(competition, name) for name in COMPETITION_FIELDS if name != "eligibility"}
     view.update(
         id=competition.id, level_label=COMPETITION_LEVEL_LABELS[CompetitionLevel(competition.level)],
         organiser_name=competition.organiser.name, signup_open=signup_open(competition),
-        places_left=places_left(competition, tally["held"]), waitlist_length=tally["waitlisted"],
+        places_left=places_left(competition), waitlist_length=competition.waitlisted_count,
     )
     if detail:
         view["eligibility"] = competition.eligibility or {}
@@ -637,8 +1025,7 @@ def competition_view(competition: Competition, person: Person | None = None, tal
 
 def competition_list_view(competitions: list[Competition], person: Person | None = None,
                           staff: bool = False) -> list[dict]:
-    tallies = counts([c.id for c in competitions])
-    return [competition_view(c, person, tallies[c.id], detail=False, staff=staff) for c in competitions]
+    return [competition_view(c, person, detail=False, staff=staff) for c in competitions]
 
 
 def entry_notice(entry: CompetitionEntry, kind: str) -> tuple[str, str]:
@@ -652,6 +1039,9 @@ def entry_notice(entry: CompetitionEntry, kind: str) -> tuple[str, str]:
         "rejected": ("报名未通过审核", f"您报名的“{name}”未通过审核：{entry.reason or '不符合条件'}。"),
         "removed": ("参赛资格已取消", f"您在“{name}”的参赛资格已被取消：{entry.reason or '详情请咨询主办单位'}。"),
         "expired": ("递补名额已失效", f"您未在期限内确认参加“{name}”，递补名额已顺延。"),
+        "team_entered": ("团队已提交报名", f"您所在的团队已提交“{name}”的报名，当前状态：{ENTRY_STATUS_LABELS[E(entry.status)]}。"),
+        "team_confirmed": ("团队已确认参赛", f"您所在的团队已确认参加“{name}”，准考证号{entry.candidate_number}。"),
+        "withdrawn": ("已退出报名", f"您在“{name}”的报名已撤回：{entry.reason or '由队长或所在工会撤回'}。"),
     }
     return notices.get(kind, ("竞赛报名状态更新", f"您报名的“{name}”状态：{ENTRY_STATUS_LABELS[E(entry.status)]}。"))
 

@@ -50,3 +50,10 @@ def insert_ignore(table: Table, values: dict, index_elements: list[str]) -> int:
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = db.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements))
     return result.rowcount
+
+
+def insert_ignore_many(table: Table, rows: list[dict], index_elements: list[str]) -> None:
+    """Many rows in one INSERT ... ON CONFLICT DO NOTHING (executemany); rows must share their keys."""
+    if rows:
+        insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+        db.execute(insert(table).on_conflict_do_nothing(index_elements=index_elements), rows)

@@ -4,7 +4,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from sqlalchemy import select
+
 from server.extensions import db
+from server.models import Competition
 from server.security import mask_id_number
 from server.services.staff import create_staff
 from tests.api import PASSWORD, assert_error, bearer, body_text, make_world, staff_login
@@ -199,3 +202,166 @@ def test_officers_sign_up_workers_of_their_own_union_only(client, world, run_job
     assert_error(client.post(url, json={"person_id": theirs.id}, headers=reviewer), 403, "role_forbidden")
     run_jobs()
     assert inbox_titles(mine) == ["已为您报名"]
+
+
+def test_counters_stay_exact_through_random_sequences_of_every_path(world):
+    """Sign-ups, withdrawals, removals, rejections, approvals, promotions, offers confirmed or expiring, capacity
+    edits and the team paths, at random; after every step the counters equal a recount of the entries."""
+    import random
+    from collections import Counter
+
+    from server.errors import ServiceError
+    from server.models import CompetitionEntry, Person
+    from server.models.competitions import CompetitionTeam
+    from server.services import competitions as svc
+    from tests.competition_helpers import assert_counters_exact
+
+    rng = random.Random(20261121)
+    admin = world.staff["city_admin"]
+    solo = make_competition(world, capacity=4, org_quota=3, offer_hours=1)
+    approval = make_competition(world, capacity=3, needs_approval=True)
+    teams = make_competition(world, capacity=7, entry_mode="team", team_min=2, team_max=3, org_quota=5)
+    ids = [solo.id, approval.id, teams.id]
+    people = [entrant(world, org=rng.choice(["factory", "mill"]))[0].id for _ in range(30)]
+
+    def entries(cid, *statuses):
+        return list(db.scalars(select(CompetitionEntry).where(CompetitionEntry.competition_id == cid,
+                                                              CompetitionEntry.status.in_(statuses))
+                               .order_by(CompetitionEntry.id)))
+
+    def pick(items):
+        if not items:
+            raise LookupError
+        return rng.choice(items)
+
+    def person():
+        return db.get(Person, rng.choice(people))
+
+    def forming_team():
+        return pick(list(db.scalars(select(CompetitionTeam).where(CompetitionTeam.status == "forming")
+                                    .order_by(CompetitionTeam.id))))
+
+    def captain(team):
+        return db.get(Person, team.captain_person_id)
+
+    def expire(cid):
+        entry = pick(entries(cid, "offered"))
+        entry.offer_expires_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+        db.flush()
+        assert svc.expire_offers()
+
+    def staff(action, *statuses):
+        def run(cid):
+            comp = db.get(Competition, cid)
+            svc.staff_action(admin, comp, pick(entries(cid, *statuses)).id, action)
+        return run
+
+    individual_ops = {
+        "sign_up": lambda cid: svc.sign_up(person(), cid),
+        "withdraw": lambda cid: svc.withdraw(person(), cid),
+        "confirm": lambda cid: svc.confirm_offer(pick(entries(cid, "offered")).person, cid),
+        "capacity": lambda cid: svc.save_competition(admin, {"capacity": rng.randint(1, 8)}, db.get(Competition, cid)),
+    }
+    shared_ops = {
+        "remove": staff("remove", "confirmed", "waitlisted", "offered", "pending_approval", "forming"),
+        "reject": staff("reject", "pending_approval"), "approve": staff("approve", "pending_approval"),
+        "promote": staff("promote", "waitlisted"), "expire": expire,
+        "confirm": lambda cid: svc.confirm_offer(pick(entries(cid, "offered")).person, cid),
+    }
+    team_ops = {
+        "create_team": lambda cid: svc.create_team(cid, "队", person=person()),
+        "join": lambda cid: svc.join_team(person(), forming_team().join_code),
+        "leave": lambda cid: svc.remove_member(*(lambda e: (e.person, e.team_id, e.person_id))(
+            pick([e for e in entries(cid, "forming") if e.person_id != e.team.captain_person_id]))),
+        "submit": lambda cid: svc.submit_team(captain(team := forming_team()), team.id),
+        "withdraw_team": lambda cid: svc.withdraw_team(
+            captain(team := pick(list(db.scalars(select(CompetitionTeam).where(CompetitionTeam.status != "withdrawn")
+                                                 .order_by(CompetitionTeam.id))))),
+            team.id),
+        "capacity": lambda cid: svc.save_competition(admin, {"capacity": rng.randint(2, 12)}, db.get(Competition, cid)),
+    }
+    done, refused = Counter(), Counter()
+    for _ in range(900):
+        cid = rng.choice(ids)
+        ops = {**shared_ops, **(team_ops if cid == teams.id else individual_ops)}
+        name = rng.choice(sorted(ops) + ["sign_up", "sign_up", "join", "join", "join", "submit", "expire"] * 2)
+        name = name if name in ops else "remove" if cid == teams.id and name == "sign_up" else name
+        if name not in ops:
+            continue
+        try:
+            ops[name](cid)
+            db.commit()
+            done[name] += 1
+        except (ServiceError, LookupError) as exc:
+            db.rollback()
+            refused[name, getattr(exc, "code", "none")] += 1
+        for competition_id in ids:
+            assert_counters_exact(competition_id)
+    assert all(done[name] for name in {*shared_ops, *team_ops, *individual_ops}), (done, refused)
+
+
+def test_officers_form_teams_of_their_own_workers_and_staff_act_on_whole_teams(client, world, organiser, run_jobs):
+    comp = make_competition(world, capacity=4, entry_mode="team", team_min=2, team_max=3, needs_approval=True)
+    officer = bearer(staff_login(client, "factory_officer"))
+    created = client.post(f"{BASE}/{comp.id}/teams", json={"name": "东湖机械厂代表队"}, headers=officer)
+    assert created.status_code == 201, created.get_json()
+    team = created.get_json()
+    assert (team["captain_person_id"], team["member_count"], team["org_id"]) == (None, 0, world.orgs["factory"].id)
+    members_url = f"/api/admin/v1/teams/{team['id']}/members"
+    ours = [entrant(world, org="factory")[0] for _ in range(3)]
+    theirs = entrant(world, org="mill")[0]
+    for person in ours[:2]:
+        assert client.post(members_url, json={"person_id": person.id}, headers=officer).status_code == 201
+    assert_error(client.post(members_url, json={"person_id": theirs.id}, headers=officer), 404, "not_found")
+    unfit = entrant(world, org="factory", skill_level="junior")[0]
+    assert_error(client.post(members_url, json={"person_id": unfit.id}, headers=officer), 403, "not_eligible")
+    assert_error(client.post(members_url, json={"person_id": ours[0].id}, headers=officer), 409, "already_entered")
+    mill_officer = create_staff("mill_officer", PASSWORD, world.orgs["mill"], "officer")
+    db.commit()
+    other = bearer(staff_login(client, mill_officer.username))
+    assert_error(client.post(members_url, json={"person_id": theirs.id}, headers=other), 404, "team_not_found")
+    assert client.get(f"{BASE}/{comp.id}/teams", headers=other).get_json() == []
+    assert_error(client.post(f"/api/admin/v1/teams/{team['id']}/submit", headers=organiser), 403, "role_forbidden")
+    # A member added and removed while forming; then the team is submitted as a unit and waits for approval.
+    assert client.post(members_url, json={"person_id": ours[2].id}, headers=officer).status_code == 201
+    removed = client.delete(f"{members_url}/{ours[2].id}", headers=officer)
+    assert removed.status_code == 200 and removed.get_json()["member_count"] == 2
+    submitted = client.post(f"/api/admin/v1/teams/{team['id']}/submit", headers=officer).get_json()
+    assert (submitted["status"], submitted["entry_status"]) == ("submitted", "pending_approval")
+    assert_error(client.delete(f"{members_url}/{ours[0].id}", headers=officer), 409, "invalid_state",
+                 current_state="submitted")
+    listed = client.get(f"{BASE}/{comp.id}/teams", headers=organiser).get_json()
+    assert [t["id"] for t in listed] == [team["id"]]
+    # Approving one member's entry approves the team; removing one removes the team and frees its places.
+    entry = entry_of(ours[0], comp.id)
+    approved = _action(client, organiser, comp, entry.id, "approve").get_json()
+    assert approved["status"] == "confirmed" and entry_of(ours[1], comp.id).status == "confirmed"
+    _action(client, organiser, comp, entry.id, "remove", reason="资格不符")
+    assert {entry_of(p, comp.id).status for p in ours[:2]} == {"removed"}
+    detail = client.get(f"{BASE}/{comp.id}", headers=organiser).get_json()
+    assert detail["places_left"] == 4
+    assert_error(client.delete(f"/api/admin/v1/teams/{team['id']}", headers=officer), 409, "invalid_state",
+                 current_state="withdrawn")
+    run_jobs()
+    assert inbox_titles(ours[1]) == ["已为您报名", "团队已提交报名", "报名审核通过", "参赛资格已取消"]
+
+
+def test_officers_withdraw_their_team(client, world):
+    comp = make_competition(world, capacity=4, entry_mode="team", team_min=2, team_max=3)
+    officer = bearer(staff_login(client, "factory_officer"))
+    team = client.post(f"{BASE}/{comp.id}/teams", json={"name": "一队"}, headers=officer).get_json()
+    for person in [entrant(world, org="factory")[0] for _ in range(2)]:
+        client.post(f"/api/admin/v1/teams/{team['id']}/members", json={"person_id": person.id}, headers=officer)
+    assert client.post(f"/api/admin/v1/teams/{team['id']}/submit", headers=officer).get_json()["entry_status"] == "confirmed"
+    assert client.get(f"{BASE}/{comp.id}", headers=bearer(staff_login(client, "city_organiser"))).get_json()["places_left"] == 2
+    withdrawn = client.delete(f"/api/admin/v1/teams/{team['id']}", headers=officer).get_json()
+    assert withdrawn["status"] == "withdrawn" and withdrawn["entry_status"] == "withdrawn"
+    assert_error(client.post(f"{BASE}/{comp.id}/teams", json={"name": "x" * 65}, headers=officer), 422,
+                 "validation_error")
+    assert_error(client.post("/api/admin/v1/teams/99999/submit", headers=officer), 404, "team_not_found")
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    for path in ("/api/v1/competitions/{competition_id}/teams", "/api/v1/competitions/{competition_id}/teams/mine",
+                 "/api/v1/teams/join", "/api/v1/teams/{team_id}/submit", "/api/v1/teams/{team_id}/members/{person_id}",
+                 "/api/admin/v1/competitions/{competition_id}/teams", "/api/admin/v1/teams/{team_id}/members",
+                 "/api/admin/v1/teams/{team_id}/submit", "/api/admin/v1/teams/{team_id}"):
+        assert path in paths

@@ -221,3 +221,134 @@ def test_openapi_documents_the_competition_paths(client):
                  "/api/v1/competitions/{competition_id}/entries/mine", "/api/v1/me/entries",
                  "/api/v1/competitions/{competition_id}/checkin", "/api/admin/v1/competitions/{competition_id}/checkins"):
         assert path in paths
+
+
+# -- teams -----------------------------------------------------------------------------------------
+
+def _team_competition(world, **fields):
+    return make_competition(world, entry_mode="team", team_min=2, team_max=3, **fields)
+
+
+def _create_team(client, token, cid, name="焊花队"):
+    return client.post(f"/api/v1/competitions/{cid}/teams", json={"name": name}, headers=bearer(token))
+
+
+def _join(client, token, code):
+    return client.post("/api/v1/teams/join", json={"code": code}, headers=bearer(token))
+
+
+def _submit(client, token, team_id):
+    return client.post(f"/api/v1/teams/{team_id}/submit", headers=bearer(token))
+
+
+def _formed_team(client, world, cid, size):
+    """A team of ``size`` made through the API: (team body, [(entrant, token)...]; the first is the captain)."""
+    people = [entrant(world) for _ in range(size)]
+    created = _create_team(client, people[0][1], cid)
+    assert created.status_code == 201, created.get_json()
+    team = created.get_json()
+    for _, token in people[1:]:
+        assert _join(client, token, team["join_code"]).status_code == 201
+    return team, people
+
+
+def test_a_captain_forms_a_team_with_a_join_code_and_members_are_checked(client, world):
+    comp = _team_competition(world, capacity=10)
+    (captain, tc), (member, tm) = entrant(world), entrant(world)
+    team = _create_team(client, tc, comp.id).get_json()
+    assert (team["status"], team["member_count"], team["captain_person_id"]) == ("forming", 1, captain.id)
+    assert len(team["join_code"]) == 8 and team["members"][0]["status"] == "forming"
+    joined = _join(client, tm, team["join_code"].lower() + " ")  # codes are forgiving about case and spaces
+    assert joined.status_code == 201 and joined.get_json()["member_count"] == 2
+    mine = client.get(f"/api/v1/competitions/{comp.id}/teams/mine", headers=bearer(tm)).get_json()
+    assert mine["id"] == team["id"] and {m["person_id"] for m in mine["members"]} == {captain.id, member.id}
+    # One active entry per person and competition: no second team, no joining twice.
+    assert_error(_join(client, tm, team["join_code"]), 409, "already_entered", current_state="forming")
+    assert_error(_create_team(client, tm, comp.id), 409, "already_entered")
+    # Each member is checked against the rules.
+    _, unfit = entrant(world, trade="电工", is_member=False)
+    body = assert_error(_join(client, unfit, team["join_code"]), 403, "not_eligible")
+    assert {r["code"] for r in body["reasons"]} == {"trade_mismatch", "not_member"}
+    assert_error(_join(client, entrant(world)[1], "NOPE2345"), 404, "invalid_code")
+    _, third = entrant(world)
+    assert _join(client, third, team["join_code"]).status_code == 201
+    assert_error(_join(client, entrant(world)[1], team["join_code"]), 409, "team_full", current_state="forming")
+    # Individual endpoints refuse team competitions, and team endpoints individual ones.
+    assert_error(sign_up(client, entrant(world)[1], comp.id), 409, "team_entry_required")
+    solo = make_competition(world)
+    assert_error(_create_team(client, entrant(world)[1], solo.id), 409, "individual_entry_required")
+    assert_error(client.get(f"/api/v1/competitions/{solo.id}/teams/mine", headers=bearer(tc)), 404, "not_in_team")
+    assert_error(client.delete(f"/api/v1/competitions/{comp.id}/entries/mine", headers=bearer(tm)), 409,
+                 "team_entry", current_state="forming")
+    assert_error(client.post(f"/api/v1/competitions/{comp.id}/teams", json={"name": ""}, headers=bearer(tc)),
+                 422, "validation_error")
+    assert_error(client.post("/api/v1/teams/join", json={}, headers=bearer(tc)), 422, "validation_error")
+
+
+def test_members_leave_or_are_removed_only_while_forming(client, world):
+    comp = _team_competition(world, capacity=10)
+    team, [(captain, tc), (a, ta), (b, tb)] = _formed_team(client, world, comp.id, 3)
+    url = f"/api/v1/teams/{team['id']}/members"
+    assert_error(client.delete(f"{url}/{b.id}", headers=bearer(ta)), 403, "not_captain")
+    assert_error(client.delete(f"{url}/{captain.id}", headers=bearer(tc)), 409, "captain_cannot_leave",
+                 current_state="forming")
+    left = client.delete(f"{url}/{a.id}", headers=bearer(ta))  # a member leaves
+    assert left.status_code == 200 and left.get_json()["member_count"] == 2
+    assert entry_of(a, comp.id).status == "withdrawn"
+    assert_error(client.delete(f"{url}/{a.id}", headers=bearer(tc)), 404, "not_a_member")
+    _, stranger = entrant(world)
+    assert_error(client.delete(f"{url}/{b.id}", headers=bearer(stranger)), 404, "team_not_found")
+    assert _join(client, ta, team["join_code"]).status_code == 201  # and may come back
+    assert _submit(client, tc, team["id"]).get_json()["status"] == "submitted"
+    assert_error(client.delete(f"{url}/{b.id}", headers=bearer(tc)), 409, "invalid_state", current_state="submitted")
+    assert_error(_join(client, entrant(world)[1], team["join_code"]), 409, "invalid_state", current_state="submitted")
+    assert_error(client.delete(f"/api/v1/teams/99999/members/{b.id}", headers=bearer(tc)), 404, "team_not_found")
+
+
+def test_teams_take_their_places_as_a_unit_and_wait_as_one(client, world, run_jobs):
+    comp = _team_competition(world, capacity=5)
+    (first, p1), (second, p2), (third, p3) = (_formed_team(client, world, comp.id, n) for n in (3, 2, 2))
+    assert_error(_submit(client, p1[1][1], first["id"]), 403, "not_captain")
+    one = _submit(client, p1[0][1], first["id"]).get_json()
+    assert (one["status"], one["entry_status"], one["position"]) == ("submitted", "confirmed", None)
+    assert len({m["candidate_number"] for m in one["members"]}) == 3
+    assert _submit(client, p2[0][1], second["id"]).get_json()["entry_status"] == "confirmed"  # 5 of 5 places
+    three = _submit(client, p3[0][1], third["id"]).get_json()
+    assert (three["entry_status"], three["position"]) == ("waitlisted", 1)
+    assert_error(_submit(client, p3[0][1], third["id"]), 409, "invalid_state", current_state="submitted")
+    detail = _detail(client, comp.id)
+    assert (detail["places_left"], detail["waitlist_length"]) == (0, 1)
+    # Withdrawing a team frees all its places: the waiting team is offered them at once, as a unit.
+    withdrawn = client.delete(f"/api/v1/teams/{first['id']}", headers=bearer(p1[0][1]))
+    assert withdrawn.status_code == 200
+    assert {m["status"] for m in withdrawn.get_json()["members"]} == {"withdrawn"}
+    assert withdrawn.get_json()["status"] == "withdrawn"
+    offered = client.get(f"/api/v1/competitions/{comp.id}/teams/mine", headers=bearer(p3[1][1])).get_json()
+    assert offered["entry_status"] == "offered" and offered["offer_expires_at"]
+    assert _detail(client, comp.id)["places_left"] == 1
+    # Any member accepts the offer for the whole team.
+    confirmed = client.post(f"/api/v1/competitions/{comp.id}/entries/mine/confirm", headers=bearer(p3[1][1]))
+    assert confirmed.status_code == 200 and confirmed.get_json()["team_id"] == third["id"]
+    assert {entry_of(p, comp.id).status for p, _ in p3} == {"confirmed"}
+    assert_error(client.delete(f"/api/v1/teams/{first['id']}", headers=bearer(p1[0][1])), 409, "invalid_state",
+                 current_state="withdrawn")
+    run_jobs()
+    assert inbox_titles(p1[1][0]) == ["团队已提交报名", "已退出报名"] and inbox_titles(p3[0][0]) == ["候补递补通知", "团队已确认参赛"]
+    assert inbox_titles(p2[1][0]) == ["团队已提交报名"]
+
+
+def test_a_team_needs_its_size_and_a_head_team_is_not_overtaken(client, world):
+    comp = _team_competition(world, capacity=4)
+    solo, [(captain, tc)] = _formed_team(client, world, comp.id, 1)
+    body = assert_error(_submit(client, tc, solo["id"]), 409, "team_size", current_state="forming")
+    assert "2至3人" in body["message"]
+    big, pb = _formed_team(client, world, comp.id, 3)
+    small, ps = _formed_team(client, world, comp.id, 2)
+    late, pl = _formed_team(client, world, comp.id, 2)
+    assert _submit(client, pb[0][1], big["id"]).get_json()["entry_status"] == "confirmed"  # 1 place left
+    assert _submit(client, ps[0][1], small["id"]).get_json()["position"] == 1
+    assert _submit(client, pl[0][1], late["id"]).get_json()["position"] == 2
+    # The captain of a forming team withdraws it: every member's entry ends.
+    withdrawn = client.delete(f"/api/v1/teams/{solo['id']}", headers=bearer(tc)).get_json()
+    assert withdrawn["status"] == "withdrawn" and entry_of(captain, comp.id).status == "withdrawn"
+    assert (_detail(client, comp.id)["places_left"], _detail(client, comp.id)["waitlist_length"]) == (1, 2)

@@ -1,0 +1,198 @@
+"""Delivery rows through their life: claim, the last checks before a send, results, receipts, the sweep.
+
+Rules (flush only; the job in jobs/delivery.py commits):
+
+* a worker sends only rows it claimed with one conditional UPDATE
+  (``pending`` and due -> ``sending``), so a row is sent at most once;
+* a row stuck in ``sending`` past the lease becomes ``unknown`` (it may
+  have reached WeChat) and is reported, never sent again;
+* permanent errors are recorded with WeChat's code; transient ones go back
+  to ``pending`` with an exponential back-off until the attempts run out;
+* a recipient who cannot get the message on a channel (no consent left,
+  unfollowed, refused with 43101/43004) falls back to the kind's next
+  channel: a new delivery row with the reason recorded on this one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import and_, bindparam, or_, select, update
+
+from server.extensions import db
+from server.models import Announcement, Delivery, OrgWebhook, Person, utcnow
+from server.services import consent, messages
+from server.wechat.errors import WeChatAPIError
+
+log = logging.getLogger("unionhub.deliveries")
+T = Delivery.__table__
+#: Permanent refusals that mean "not on this channel" rather than "not at all": try the next channel.
+FALL_BACK_ON = {43004, 43101}
+#: A pending row with no hold, untouched this long, lost its job (e.g. Redis was down): the sweep re-enqueues it.
+LOST_AFTER = timedelta(seconds=60)
+PERSON_FIELDS = ("oa_openid", "mp_openid", "oa_subscribed", "oa_last_interaction_at")
+RESULT_FIELDS = ("status", "attempts", "sent_at", "wechat_msgid", "error_code", "error_message", "skip_reason",
+                 "not_before")
+
+
+# -- claim ---------------------------------------------------------------------------------------
+
+def claim(ids: list[int], now: datetime) -> list[int]:
+    """Atomically move the given due ``pending`` rows to ``sending``; the ids this caller now owns."""
+    if not ids:
+        return []
+    due = or_(T.c.not_before.is_(None), T.c.not_before <= now)
+    stmt = (update(T).where(T.c.id.in_(ids), T.c.status == "pending", due)
+            .values(status="sending", claimed_at=now, updated_at=now, attempts=T.c.attempts + 1).returning(T.c.id))
+    return sorted(db.execute(stmt).scalars())
+
+
+def load(ids: list[int]) -> list[dict]:
+    """Claimed rows as plain data for the sending threads (no ORM objects cross threads)."""
+    query = (select(T, *(getattr(Person, f) for f in PERSON_FIELDS), OrgWebhook.webhook_key, OrgWebhook.active.label("webhook_active"))
+             .outerjoin(Person, Person.id == T.c.person_id)
+             .outerjoin(OrgWebhook, OrgWebhook.org_id == T.c.org_id)
+             .where(T.c.id.in_(ids)).order_by(T.c.id))
+    return [dict(row._mapping) for row in db.execute(query)]
+
+
+def precheck(item: dict, now: datetime) -> str | None:
+    """The last checks before a send (spending a subscribe-message consent); the skip reason, or None to send."""
+    if item["channel"] == messages.WECOM_GROUP:
+        return None if item["webhook_key"] and item["webhook_active"] else "no_webhook"
+    person = SimpleNamespace(id=item["person_id"], **{f: item[f] for f in PERSON_FIELDS})
+    template = (item["payload"] or {}).get("template_id", "")
+    return messages.unusable(person, item["kind"], item["channel"], now,
+                             has_consent=lambda: consent.consume(item["person_id"], template))
+
+
+def claim_for_sending(ids: list[int], now: datetime) -> tuple[list[dict], list[int]]:
+    """Claim, load and check: (items to send, ids of fall-back deliveries created for skipped ones)."""
+    ready, fallbacks = [], []
+    for item in load(claim(ids, now)):
+        reason = precheck(item, now)
+        if reason is None:
+            ready.append(item)
+            continue
+        record([result(item, "skipped", skip_reason=reason, attempts=item["attempts"] - 1)])
+        fallbacks += fall_back(item, now)
+    return ready, fallbacks
+
+
+# -- results -------------------------------------------------------------------------------------
+
+def result(item: dict, status: str, **fields) -> dict:
+    return {"_id": item["id"], **dict.fromkeys(RESULT_FIELDS), "attempts": item["attempts"], "status": status,
+            **fields}
+
+
+def outcome(item: dict, answer: dict | None, error: BaseException | None, now: datetime, config) -> dict:
+    """The row's new state after one send: sent, failed (permanent or out of attempts) or pending again."""
+    if error is None:
+        msgid = (answer or {}).get("msgid")
+        return result(item, "sent", sent_at=now, wechat_msgid=None if msgid is None else str(msgid))
+    if not isinstance(error, WeChatAPIError):  # a bug or bad payload: record it, never crash the worker
+        return result(item, "failed", error_message=f"{type(error).__name__}: {error}"[:255])
+    code, message = error.errcode, (error.errmsg or "")[:255]
+    if error.kind == "permanent":
+        return result(item, "failed", error_code=code, error_message=message)
+    if item["attempts"] >= config.DELIVERY_MAX_ATTEMPTS:
+        return result(item, "failed", error_code=code, error_message=f"gave up after {item['attempts']} attempts: {message}"[:255])
+    delay = config.DELIVERY_RETRY_SECONDS * 2 ** (item["attempts"] - 1)
+    return result(item, "pending", error_code=code, error_message=message, not_before=now + timedelta(seconds=delay))
+
+
+def record(results: list[dict]) -> None:
+    """Write results, but only over rows still claimed (or marked unknown meanwhile by the sweep)."""
+    if results:
+        claimed = or_(T.c.status == "sending", T.c.status == "unknown")  # no IN: it cannot be used with executemany
+        stmt = (update(T).where(T.c.id == bindparam("_id"), claimed)
+                .values(updated_at=utcnow(), **{f: bindparam(f"v_{f}") for f in RESULT_FIELDS}))
+        db.execute(stmt, [{"_id": r["_id"], **{f"v_{f}": r[f] for f in RESULT_FIELDS}} for r in results])
+
+
+def after_failure(item: dict, row: dict, now: datetime) -> list[int]:
+    """Side effects of a failed send: the consent ledger, the webhook's last error, a fall-back channel."""
+    code = row["error_code"]
+    if item["channel"] == messages.WECOM_GROUP:
+        db.execute(update(OrgWebhook).where(OrgWebhook.org_id == item["org_id"])
+                   .values(last_error=f"{code}: {row['error_message']}"[:255], updated_at=now))
+    if row["status"] != "failed" or code not in FALL_BACK_ON:
+        return []
+    if code == 43101 and item["channel"] == messages.MP_SUBSCRIBE:
+        consent.withdraw(item["person_id"], [item["payload"].get("template_id")], "errcode_43101")
+    return fall_back(item, now)
+
+
+def fall_back(item: dict, now: datetime) -> list[int]:
+    """Create the delivery on the kind's next usable channel; the ids to enqueue (none while held)."""
+    kind, channel, key = item["kind"], item["channel"], item["dedup_key"]
+    context = (item["payload"] or {}).get("context")
+    prefix, suffix = f"{kind}:", f":{channel}"
+    if context is None or not item["person_id"] or not (key.startswith(prefix) and key.endswith(suffix)):
+        return []
+    person = db.get(Person, item["person_id"])
+    dedup = key[len(prefix):-len(suffix)]
+    hold = messages.quiet_until(now, item["urgent"])
+    target, payload, skipped = messages.plan(person, kind, context, now, after=channel)
+    for row in messages.delivery_rows(person.id, kind, dedup, target, payload, skipped, item["urgent"], hold,
+                                      announcement_id=item["announcement_id"]):
+        messages.add_delivery(row)
+    if target is None or hold is not None:
+        return []
+    new = db.scalar(select(Delivery.id).where(Delivery.dedup_key == messages.dedup_key(kind, dedup, target),
+                                              Delivery.status == "pending"))
+    return [new] if new else []
+
+
+# -- receipts ------------------------------------------------------------------------------------
+
+RECEIPT_STATUS = {"success": "delivered", "failed:user block": "blocked"}
+
+
+def apply_template_receipt(msgid: str, status: str) -> int:
+    """TEMPLATESENDJOBFINISH: the template delivery with ``msgid`` was delivered, blocked or failed."""
+    if not msgid:
+        return 0
+    new = RECEIPT_STATUS.get(status.strip().lower(), "failed")
+    values = {"status": new, "updated_at": utcnow()}
+    if new == "failed":
+        values["error_message"] = status[:255]
+    return db.execute(update(T).where(T.c.wechat_msgid == msgid, T.c.channel == messages.OA_TEMPLATE,
+                                      T.c.status.in_(("sent", "unknown"))).values(**values)).rowcount
+
+
+# -- the sweep -----------------------------------------------------------------------------------
+
+def mark_unknown(now: datetime, lease_seconds: int) -> list[int]:
+    """Rows claimed longer ago than the lease: ``unknown`` (they may have reached WeChat), reported."""
+    stale = now - timedelta(seconds=lease_seconds)
+    stmt = (update(T).where(T.c.status == "sending", T.c.claimed_at < stale)
+            .values(status="unknown", updated_at=now, error_message="worker lost mid-send; not retried")
+            .returning(T.c.id))
+    ids = sorted(db.execute(stmt).scalars())
+    if ids:
+        log.warning("%d deliveries stuck in sending became unknown: %s", len(ids), ids[:50])
+    return ids
+
+
+def due_ids(now: datetime, limit: int) -> list[int]:
+    """Pending rows whose hold or back-off ended, or whose job was lost; never a paused or cancelled broadcast's."""
+    due = or_(T.c.not_before <= now, and_(T.c.not_before.is_(None), T.c.updated_at < now - LOST_AFTER))
+    live = or_(T.c.announcement_id.is_(None), Announcement.status == "sending")
+    query = (select(T.c.id).outerjoin(Announcement, Announcement.id == T.c.announcement_id)
+             .where(T.c.status == "pending", due, live).order_by(T.c.id).limit(limit))
+    return list(db.scalars(query))
+
+
+def stats() -> dict:
+    """Delivery counts by channel and status (for operators)."""
+    from sqlalchemy import func
+
+    rows = db.execute(select(T.c.channel, T.c.status, func.count()).group_by(T.c.channel, T.c.status))
+    out: dict = {}
+    for channel, status, count in rows:
+        out.setdefault(channel, {})[status] = count
+    return out
