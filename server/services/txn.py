@@ -48,7 +48,9 @@ def savepoint_or(error: ServiceError):
 def insert_ignore(table: Table, values: dict, index_elements: list[str]) -> int:
     """INSERT ... ON CONFLICT DO NOTHING; answers the number of rows inserted (0 or 1)."""
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = db.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements))
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements)
+    # SQLAlchemy 2.1 with psycopg reports -1 for an INSERT's rowcount unless asked to keep it.
+    result = db.execute(stmt.execution_options(preserve_rowcount=True))
     return result.rowcount
 
 
