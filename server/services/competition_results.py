@@ -396,7 +396,7 @@ def list_objections(competition: Competition, status: str | None = None) -> list
 
 def decide_objection(staff: Staff, competition: Competition, objection_id: int, decision: str,
                      answer: str) -> dict:
-    """upheld (the scores reopen for correction: published → scoring) or dismissed; the entrant is told."""
+    """upheld (the scores reopen for correction: published or locked → scoring) or dismissed; the entrant is told."""
     require_role(staff, StaffRole.ORGANISER)
     scoring = _lock(competition.id)
     objection = db.get(CompetitionObjection, objection_id) if 0 < objection_id < 2**31 else None
@@ -409,9 +409,9 @@ def decide_objection(staff: Staff, competition: Competition, objection_id: int, 
     objection.decided_by_staff_id, objection.decided_at = staff.id, _now()
     record_audit(staff, "competition_results.decide_objection", "competition_objection", objection.id,
                  from_state="open", to_state=decision, reason=objection.answer, org_id=competition.organiser_org_id)
-    if decision == "upheld" and scoring.state == "published":
+    if decision == "upheld" and scoring.state in ("published", "locked"):
+        _audit(staff, "reopen", competition, scoring.state, "scoring", reason=f"objection {objection.id}")
         scoring.state, scoring.locked_at = "scoring", None
-        _audit(staff, "reopen", competition, "published", "scoring", reason=f"objection {objection.id}")
     db.flush()
     from jobs import queues
     from jobs.competition_reminders import notify_objection

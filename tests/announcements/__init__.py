@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from server.extensions import db
 from server.models import Announcement, Delivery, InboxMessage, Person
-from tests.api import bearer, staff_login
+from tests.api import bearer, staff_login  # noqa: F401  (re-exported for the tests)
 
 _serial = itertools.count(1)
 ADMIN = "/api/admin/v1/announcements"
@@ -91,6 +91,3 @@ def status_of(announcement_id: int) -> str:
                       .execution_options(populate_existing=True))
     db.commit()
     return value
-
-
-__all__ = ["bearer", "staff_login"]

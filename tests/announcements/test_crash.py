@@ -164,9 +164,7 @@ def test_worker_killed_mid_broadcast(client, world, slow_sim, test_environ, tmp_
         first.stop()
     at_death = counts(a["id"])
     assert at_death.get("sent", 0) < PEOPLE, "killed too late to prove anything"
-    print("at death", at_death, "queues", {q: app_queue_len(q) for q in ("high", "default", "bulk")})
     sweep_later()
-    print("after sweep", counts(a["id"]), {q: app_queue_len(q) for q in ("high", "default", "bulk")})
     second = Worker(test_environ, tmp_path, "second", burst=True)
     try:
         assert second.wait(timeout=120) == 0, second.output()
@@ -174,11 +172,6 @@ def test_worker_killed_mid_broadcast(client, world, slow_sim, test_environ, tmp_
         second.stop()
     final = check_exactly_once(slow_sim, a["id"])
     assert final.get("unknown", 0) == at_death.get("sending", 0)
-
-
-def app_queue_len(name):
-    from jobs.queues import get_queue
-    return get_queue(name).count
 
 
 def free_port() -> int:

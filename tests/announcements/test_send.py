@@ -1,13 +1,10 @@
 """Sending an announcement: fan-out, the simulator gets each message once, inbox copies, progress, report."""
 
-from sqlalchemy import select
-
 from jobs import broadcast
 from server.extensions import db
-from server.models import Delivery, SubscribeConsent
+from server.models import SubscribeConsent
 from tests.announcements import (
-    ADMIN, act, bearer, broadcast as send_now, created, detail, inbox_count, openid, people, staff_login, statuses,
-    status_of,
+    ADMIN, bearer, broadcast as send_now, created, inbox_count, openid, people, staff_login, statuses,
 )
 
 

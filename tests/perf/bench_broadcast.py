@@ -120,9 +120,9 @@ class Workers:
     """``unionhub worker`` processes, with their peak memory (VmHWM of each worker and its work horses)."""
 
     def __init__(self, env: dict, count: int, workdir: Path, name: str, burst: bool = False):
-        self.procs = []
+        self.procs, self.log_paths = [], [workdir / f"{name}-{i}.log" for i in range(count)]
         for i in range(count):
-            log = (workdir / f"{name}-{i}.log").open("wb")
+            log = self.log_paths[i].open("wb")
             cmd = [sys.executable, "-m", "server.cli", "worker", "--name", f"{name}-{i}-{os.getpid()}"]
             self.procs.append(subprocess.Popen(cmd + (["--burst"] if burst else []), env=_env(env), cwd=str(REPO),
                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
@@ -149,6 +149,9 @@ class Workers:
     def wait(self, timeout: float) -> None:
         for proc in self.procs:
             proc.wait(timeout=timeout)
+
+    def logs(self) -> str:
+        return "\n".join(log.read_text(errors="replace")[-1500:] for log in self.log_paths)
 
     def stop(self) -> list[float]:
         self._stop.set()
@@ -294,12 +297,16 @@ def naive_run(env: dict, worker_env: dict, ids: dict, count: int, workers: int, 
             queue.enqueue(send_deliveries, [delivery_id])
         db.commit()
         pool = Workers(worker_env, workers, workdir, "naive", burst=True)
-        pool.wait(timeout=3600)
-        peaks = pool.stop()
+        try:
+            pool.wait(timeout=3600)
+        finally:
+            peaks = pool.stop()
         first, last, sent = db.execute(select(func.min(Delivery.sent_at), func.max(Delivery.sent_at), func.count())
                                        .where(Delivery.dedup_key.like("naive:%"), Delivery.status == "sent")).one()
         db.remove()
     app.extensions["unionhub"]["engine"].dispose()
+    if sent < len(delivery_ids):
+        print(f"naive: only {sent} of {len(delivery_ids)} sent; worker logs:\n{pool.logs()}", flush=True)
     span = (last - first).total_seconds() if sent > 1 else float("nan")
     return {"deliveries": len(delivery_ids), "sent": sent, "span_s": round(span, 2),
             "rate": round(sent / span, 1) if span else 0.0, "peak_mb": peaks}
@@ -316,33 +323,32 @@ def broadcast_run(env: dict, worker_env: dict, ids: dict, people: int, workers: 
     app = _app(env)
     with app.app_context():
         pool = Workers(worker_env, workers, workdir, "broadcast")
-        redis = app.extensions["unionhub"]["redis"]
-        deadline = time.monotonic() + 60
-        while len([w for w in Worker.all(connection=redis) if w.name.startswith("broadcast-")]) < workers:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the workers did not start")
-            time.sleep(0.2)
-        staff = db.get(Staff, ids["staff"])
-        a = announcements.create(staff, {"title": "江城市总工会关于开展职工技能培训的通知",
-                                         "body": "各位职工：本月起开展焊工、电工技能培训，欢迎报名。",
-                                         "audience": {"org_ids": [ids["org"]]}})
-        db.commit()
-        busy0, total0 = machine_cpu()
-        started = time.monotonic()
-        announcements.send(staff, a)
-        db.commit()
-        status, progress = "sending", []
-        while status == "sending":
-            time.sleep(0.5)
-            status, sent = db.execute(select(Announcement.status, Announcement.recipients)
-                                      .where(Announcement.id == a.id)).one()
+        try:
+            redis, deadline = app.extensions["unionhub"]["redis"], time.monotonic() + 60
+            while len([w for w in Worker.all(connection=redis) if w.name.startswith("broadcast-")]) < workers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the workers did not start:\n" + pool.logs())
+                time.sleep(0.2)
+            staff = db.get(Staff, ids["staff"])
+            a = announcements.create(staff, {"title": "江城市总工会关于开展职工技能培训的通知",
+                                             "body": "各位职工：本月起开展焊工、电工技能培训，欢迎报名。",
+                                             "audience": {"org_ids": [ids["org"]]}})
             db.commit()
-            progress.append((round(time.monotonic() - started, 1), sent))
-            if time.monotonic() - started > 3600:
-                raise RuntimeError("the broadcast took over an hour")
-        elapsed = time.monotonic() - started
-        busy1, total1 = machine_cpu()
-        peaks = pool.stop()
+            busy0, total0 = machine_cpu()
+            started = time.monotonic()
+            announcements.send(staff, a)
+            db.commit()
+            status = "sending"
+            while status == "sending":
+                time.sleep(0.5)
+                status = db.scalar(select(Announcement.status).where(Announcement.id == a.id))
+                db.commit()
+                if time.monotonic() - started > 3600:
+                    raise RuntimeError("the broadcast took over an hour:\n" + pool.logs())
+            elapsed = time.monotonic() - started
+            busy1, total1 = machine_cpu()
+        finally:
+            peaks = pool.stop()
         by_status = dict(db.execute(select(Delivery.status, func.count()).where(Delivery.announcement_id == a.id)
                                     .group_by(Delivery.status)).all())
         first, last = db.execute(select(func.min(Delivery.sent_at), func.max(Delivery.sent_at))
