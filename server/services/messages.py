@@ -88,6 +88,10 @@ KINDS: dict[str, Kind] = {
                                  {**_COMPETITION, "time3": "{starts}", "thing4": "{venue}"}, _ENTRY),
     "competition_result": Kind("比赛成绩公布", "{competition}成绩已公布：{result}。",
                                {**_COMPETITION, "thing4": "{result}"}, _ENTRY),
+    # Entry notices written by the competitions area (title and body come from the context).
+    "competition_notice": Kind("{title}", "{body}", {"thing1": "{competition}", "thing2": "{state}", "time3": "{when}"}, _ENTRY),
+    "competition_notice_urgent": Kind("{title}", "{body}", {"thing1": "{competition}", "thing2": "{state}",
+                                                            "time3": "{deadline}"}, _ENTRY, urgent=True),
     "announcement": Kind("{title}", "{body}", {"thing1": "{title}", "time2": "{when}"}, "{link}",
                          channels=(OA_TEMPLATE, MP_SUBSCRIBE, OA_CUSTOM)),
     "announcement_group": Kind("{title}", "{body}", {}, channels=(WECOM_GROUP,)),
