@@ -39,6 +39,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("WECHAT_CALLBACK_MAX_AGE", "300", "seconds a callback's timestamp may differ from now"),
     ("WECHAT_CALLBACK_MAX_BYTES", "65536", "largest callback body accepted"),
     ("WECHAT_BOT_BUDGET_MS", "800", "time a bot may take before the callback answers \"处理中\" and the answer follows as a customer-service message"),
+    ("WECHAT_SHARED_ANSWER_SECONDS", "10", "seconds a sender-independent bot answer (open programmes, open competitions) is reused per process; 0 turns it off"),
     ("WECHAT_MINIPROGRAM_PATH_PREFIX", "pages", "prefix of mini-program page paths used in links from bots"),
     ("UPLOAD_DIR", "<instance>/uploads", "where proof documents are stored (outside the web root)"),
     ("UPLOAD_MAX_BYTES", "10485760", "largest accepted proof document"),
@@ -133,6 +134,7 @@ class Config:
     WECHAT_CALLBACK_MAX_BYTES: int = 65536
     WECHAT_BOT_BUDGET_MS: int = 800
     WECHAT_MINIPROGRAM_PATH_PREFIX: str = "pages"
+    WECHAT_SHARED_ANSWER_SECONDS: int = 10
     UPLOAD_DIR: Path = field(default_factory=lambda: Path("instance/uploads").resolve())
     UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
     API_TOKEN_TTL: int = 7 * 24 * 3600
@@ -201,6 +203,7 @@ class Config:
             WECHAT_CALLBACK_MAX_AGE=_int(env, "WECHAT_CALLBACK_MAX_AGE", 300),
             WECHAT_CALLBACK_MAX_BYTES=_int(env, "WECHAT_CALLBACK_MAX_BYTES", 65536),
             WECHAT_BOT_BUDGET_MS=_int(env, "WECHAT_BOT_BUDGET_MS", 800),
+            WECHAT_SHARED_ANSWER_SECONDS=_int(env, "WECHAT_SHARED_ANSWER_SECONDS", 10),
             WECHAT_MINIPROGRAM_PATH_PREFIX=env.get("WECHAT_MINIPROGRAM_PATH_PREFIX") or "pages",
             UPLOAD_DIR=Path(env.get("UPLOAD_DIR") or instance_dir / "uploads").resolve(),
             UPLOAD_MAX_BYTES=_int(env, "UPLOAD_MAX_BYTES", 10 * 1024 * 1024),

@@ -25,6 +25,9 @@ TEST_SECRETS = {
     "WECHAT_MP_APPID": "wx_test_mp_appid",
     "WECHAT_MP_SECRET": "test-mp-secret",
     "LOG_LEVEL": "WARNING",
+    # Tests change programmes and competitions between pushes: no reused listings
+    # (tests/wechat/test_bots.py turns it on where it is the subject).
+    "WECHAT_SHARED_ANSWER_SECONDS": "0",
 }
 
 

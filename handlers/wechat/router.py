@@ -131,6 +131,8 @@ class Router:
     def _first(self, kind: str, test) -> Route | None:
         for rule in self.rules:
             if rule.kind == kind and test(rule):
+                if getattr(rule.func, "shared_answer", False):
+                    return _shared_route(rule)
                 return Route(rule.name, rule.func, rule.slow, inline=rule.inline)
         return None
 
@@ -175,6 +177,42 @@ class Router:
 
 def _priority_of(router: Router, route: Route) -> int:
     return min(r.priority for r in router.rules if r.func is route.func)
+
+
+def shared_answer(func):
+    """Mark a bot whose answer is the same for every sender (a listing of open programmes, say).
+
+    Its answer is kept in the process for ``WECHAT_SHARED_ANSWER_SECONDS`` and served
+    on the request's thread, so a rush of the same keyword costs one database read per
+    process and period instead of one per push.
+    """
+    func.shared_answer = True
+    return func
+
+
+_shared_answers: dict[str, tuple[float, Any]] = {}
+
+
+def _shared_route(rule: Rule) -> Route:
+    import time
+
+    from flask import current_app
+
+    ttl = current_app.extensions["unionhub"]["config"].WECHAT_SHARED_ANSWER_SECONDS
+    hit = _shared_answers.get(rule.name)
+    if ttl > 0 and hit is not None and time.monotonic() - hit[0] < ttl:
+        return Route(rule.name, lambda c, _v=hit[1]: _v, inline=True)
+
+    def answer_and_keep(ctx, _func=rule.func, _name=rule.name, **kwargs):
+        value = _func(ctx, **kwargs)
+        _shared_answers[_name] = (time.monotonic(), value)
+        return value
+
+    return Route(rule.name, answer_and_keep, rule.slow, inline=rule.inline)
+
+
+def forget_shared_answers() -> None:
+    _shared_answers.clear()
 
 
 _keyword_cache: dict[str, Any] = {"at": 0.0, "rows": []}

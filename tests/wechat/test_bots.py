@@ -172,3 +172,29 @@ def test_messages_open_the_customer_service_window(pusher, run_jobs, demo):
     pusher.say("oWindow", "帮助")
     run_jobs()
     assert person_by_openid("oWindow").oa_last_interaction_at >= first
+
+
+def test_sender_independent_listings_are_reused_for_a_while(pusher, demo, app, monkeypatch):
+    """补贴 and 竞赛 read the database once per process and period, then answer from memory."""
+    from sqlalchemy import event
+
+    from handlers.wechat.router import forget_shared_answers
+
+    monkeypatch.setattr(app.extensions["unionhub"]["config"], "WECHAT_SHARED_ANSWER_SECONDS", 60)
+    forget_shared_answers()
+    statements = []
+
+    def count(*args):
+        statements.append(args[2])
+
+    engine = app.extensions["unionhub"]["engine"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        first = pusher.say("oShared1", "补贴")
+        after_first = len(statements)
+        second = pusher.say("oShared2", "补贴")
+        assert second == first and "学历与技能提升补助" in first
+        assert not any("subsidy_programs" in s for s in statements[after_first:])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        forget_shared_answers()

@@ -11,7 +11,7 @@ from server.models import COMPETITION_LEVEL_LABELS, Competition, CompetitionLeve
 from server.services import people
 from server.timeutil import fmt_local
 
-from ..router import router
+from ..router import router, shared_answer
 from .follow import WELCOME
 
 
@@ -39,6 +39,7 @@ def _line(c: Competition) -> str:
 
 
 @router.keyword("竞赛", "比赛", "技能竞赛", "大赛")
+@shared_answer
 def competitions_bot(ctx):
     items = open_competitions()
     if not items:

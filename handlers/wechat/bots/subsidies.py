@@ -9,7 +9,7 @@ from sqlalchemy import select
 from server.extensions import db
 from server.models import SubsidyProgram
 
-from ..router import router
+from ..router import router, shared_answer
 
 KIND_LABELS = {"degree": "学历提升", "skill": "技能提升"}
 
@@ -36,6 +36,7 @@ def open_programs() -> list[SubsidyProgram]:
 
 
 @router.keyword("补贴", "补助", "学历提升", "技能提升", "补贴政策")
+@shared_answer
 def subsidy_rules_bot(ctx):
     programs = open_programs()
     if not programs:
