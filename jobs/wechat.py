@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from server.extensions import db, get_redis
 from server.models import Person, WechatPush
+from server.services.txn import insert_ignore_many
 from server.wechat import gateway
 from server.wechat.errors import WeChatAPIError
 
@@ -67,9 +68,19 @@ def _ts(value) -> datetime | None:
         return None
 
 
+def _push_row(r: dict) -> dict:
+    return {
+        "dedup_key": r["dedup_key"], "openid": r["openid"], "msg_type": r["msg_type"], "event": r["event"],
+        "event_key": r["event_key"], "msg_id": r["msg_id"], "content": r["content"], "payload": r["payload"],
+        "encrypted": r["encrypted"], "bot": r["bot"], "reply_type": r["reply_type"], "reply_preview": r["reply_preview"],
+        "duration_ms": r["duration_ms"], "error": r["error"], "created_at_wechat": _ts(r["create_time"]),
+        "received_at": _ts(r["received_at"]),
+    }
+
+
 @job
 def store_pushes() -> int:
-    """Move logged pushes from Redis into wechat_pushes, in batches, one drainer at a time."""
+    """Move logged pushes from Redis into wechat_pushes, in batches, one drainer at a time; how many it read."""
     from handlers.wechat.pushlog import PUSHLOG_KEY
 
     redis = get_redis()
@@ -82,26 +93,12 @@ def store_pushes() -> int:
             if not raw:
                 break
             records = [json.loads(r) for r in raw]
-            keys = [r["dedup_key"] for r in records]
-            existing = set(db.scalars(select(WechatPush.dedup_key).where(WechatPush.dedup_key.in_(keys))))
-            seen: set[str] = set()
-            for r in records:
-                if r["dedup_key"] in existing or r["dedup_key"] in seen:
-                    continue
-                seen.add(r["dedup_key"])
-                db.add(
-                    WechatPush(
-                        dedup_key=r["dedup_key"], openid=r["openid"], msg_type=r["msg_type"], event=r["event"],
-                        event_key=r["event_key"], msg_id=r["msg_id"], content=r["content"], payload=r["payload"],
-                        encrypted=r["encrypted"], bot=r["bot"], reply_type=r["reply_type"],
-                        reply_preview=r["reply_preview"], duration_ms=r["duration_ms"], error=r["error"],
-                        created_at_wechat=_ts(r["create_time"]), received_at=_ts(r["received_at"]),
-                    )
-                )
+            # A retried drain meets rows it already stored: the unique dedup key skips them.
+            insert_ignore_many(WechatPush.__table__, [_push_row(r) for r in records], ["dedup_key"])
             _remember_interactions(records)
             db.commit()  # committed before the records leave Redis: a crash repeats, never loses
             redis.ltrim(PUSHLOG_KEY, len(raw), -1)
-            stored += len(seen)
+            stored += len(records)
     finally:
         redis.delete(DRAIN_LOCK)
     return stored
@@ -130,7 +127,9 @@ def _remember_interactions(records: list[dict]) -> None:
 @job
 def link_follower(oa_openid: str) -> int | None:
     """Learn a new follower's unionid and link them to the mini-program person with the same one."""
-    person = db.scalars(select(Person).where(Person.oa_openid == oa_openid)).first()
+    from server.services.people import follower
+
+    person = follower(oa_openid)
     if person is None or person.unionid:
         return person.id if person else None
     info = gateway.get_user_info(oa_openid)

@@ -21,7 +21,6 @@ GET answers WeChat's URL verification (echostr).  POST handles a push:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -103,8 +102,12 @@ def _safe_xml(raw: bytes | str) -> dict:
 
 
 def _crypto() -> WeChatCrypto:
-    cfg = _cfg()
-    return WeChatCrypto(cfg.WECHAT_OA_TOKEN, cfg.WECHAT_OA_AES_KEY, cfg.WECHAT_OA_APPID)
+    """The app's WeChatCrypto, built once (it is used twice per safe-mode push)."""
+    ext = current_app.extensions["unionhub"]
+    if "oa_crypto" not in ext:
+        cfg = ext["config"]
+        ext["oa_crypto"] = WeChatCrypto(cfg.WECHAT_OA_TOKEN, cfg.WECHAT_OA_AES_KEY, cfg.WECHAT_OA_APPID)
+    return ext["oa_crypto"]
 
 
 def dedup_key(message: dict) -> str:
@@ -201,7 +204,6 @@ def _answer_of_retry(redis, claim_key: str) -> dict | None:
     while True:
         raw = redis.get(claim_key)
         if raw:  # "" while the first attempt runs, the reply's JSON once it answered
-            redis.hincrby("unionhub:wx:retries", claim_key.rsplit(":", 3)[0][-60:], 1)
             return replies.loads(raw)
         if raw is None or time.monotonic() > deadline:
             return None
@@ -270,6 +272,3 @@ def _run_bot(route: Route, message: dict, config) -> dict | None:
         log.exception("bot %s failed", route.name)
         return replies.to_spec(replies.BUSY_TEXT)
 
-
-def summary(message: dict) -> str:
-    return json.dumps({k: message.get(k) for k in ("MsgType", "Event", "EventKey")}, ensure_ascii=False)

@@ -35,7 +35,6 @@ class WechatPush(Base):
     reply_type: Mapped[str | None] = mapped_column(String(32))  # text | news | success | deferred
     reply_preview: Mapped[str | None] = mapped_column(String(255))
     duration_ms: Mapped[float | None]
-    retries: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(String(255))
     created_at_wechat: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

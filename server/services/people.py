@@ -118,7 +118,12 @@ def find_member(real_name: str, last_digits: str) -> Person | None:
 
 
 def bind_follower(oa_openid: str, member: Person) -> Person:
-    """Link the follower ``oa_openid`` to ``member`` (refused when the member has another OA identity)."""
+    """Link the follower ``oa_openid`` to ``member`` (refused when the member has another OA identity).
+
+    The member row is locked and re-read first, so two followers binding the same member at
+    once cannot both pass the check and the second silently replace the first.
+    """
+    db.refresh(member, with_for_update=True)
     if member.oa_openid == oa_openid:
         return member
     if member.oa_openid and member.oa_openid != oa_openid:

@@ -9,6 +9,8 @@ from sqlalchemy import select
 from server.extensions import db
 from server.models import SubsidyProgram
 
+from server.timeutil import fmt_local
+
 from ..router import router, shared_answer
 
 KIND_LABELS = {"degree": "学历提升", "skill": "技能提升"}
@@ -19,9 +21,7 @@ def _yuan(fen: int) -> str:
 
 
 def _date(value: datetime) -> str:
-    from server.timeutil import to_local
-
-    return to_local(value).strftime("%Y年%m月%d日")
+    return fmt_local(value, "%Y年%m月%d日")
 
 
 def open_programs() -> list[SubsidyProgram]:
