@@ -104,24 +104,36 @@ def store_pushes() -> int:
     return stored
 
 
-# Pushes after which WeChat lets us send customer-service messages (the 48-hour window).
-_INTERACTIONS = {"text", "image", "voice", "video", "shortvideo", "location", "link"}
-_INTERACTION_EVENTS = {"click", "scan", "subscribe", "scancode_push", "scancode_waitmsg", "view", "location"}
+# Pushes after which WeChat lets the account send customer-service messages, and how many (people.grant_cs):
+# a message 20 within 48 hours; a menu click, a scan (QR code or the menu's scanner) or a follow 3 within a minute.
+# VIEW (a link in the menu) and the automatic LOCATION report grant nothing.
+_MESSAGES = {"text", "image", "voice", "video", "shortvideo", "location", "link"}
+_EVENTS = {"click", "scan", "subscribe", "scancode_push", "scancode_waitmsg"}
+
+
+def _grant_of(r: dict) -> str | None:
+    from server.services.people import CS_EVENT, CS_MESSAGE
+
+    if r["msg_type"] in _MESSAGES:
+        return CS_MESSAGE
+    if r["msg_type"] == "event" and (r["event"] or "").lower() in _EVENTS:
+        return CS_EVENT
+    return None
 
 
 def _remember_interactions(records: list[dict]) -> None:
-    latest: dict[str, datetime] = {}
+    from server.services.people import grant_cs
+
+    grants: dict[str, list[tuple[datetime, str]]] = {}
     for r in records:
-        if r["msg_type"] in _INTERACTIONS or (r["msg_type"] == "event" and (r["event"] or "").lower() in _INTERACTION_EVENTS):
-            at = _ts(r["received_at"])
-            if at and (r["openid"] not in latest or at > latest[r["openid"]]):
-                latest[r["openid"]] = at
-    if not latest:
+        kind, at = _grant_of(r), _ts(r["received_at"])
+        if kind and at:
+            grants.setdefault(r["openid"], []).append((at, kind))
+    if not grants:
         return
-    for person in db.scalars(select(Person).where(Person.oa_openid.in_(list(latest)))):
-        seen = latest[person.oa_openid]
-        if person.oa_last_interaction_at is None or person.oa_last_interaction_at < seen:
-            person.oa_last_interaction_at = seen
+    for person in db.scalars(select(Person).where(Person.oa_openid.in_(list(grants)))):
+        for at, kind in sorted(grants[person.oa_openid]):
+            grant_cs(person, kind, at)
 
 
 @job

@@ -40,6 +40,9 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("WECHAT_CALLBACK_MAX_BYTES", "65536", "largest callback body accepted"),
     ("WECHAT_BOT_BUDGET_MS", "800", "time a bot may take before the callback answers \"处理中\" and the answer follows as a customer-service message"),
     ("WECHAT_SHARED_ANSWER_SECONDS", "10", "seconds a sender-independent bot answer (open programmes, open competitions) is reused per process; 0 turns it off"),
+    ("WECHAT_CS_MESSAGE_GRANT", "172800/20", "customer-service messages allowed after a worker's message: `seconds/count` (WeChat: 20 within 48 hours)"),
+    ("WECHAT_CS_EVENT_GRANT", "60/3", "customer-service messages allowed after a menu click, QR scan or follow: `seconds/count` (WeChat: 3 within a minute)"),
+    ("WECHAT_MINIPROGRAM_STATE", "formal", "which mini-program version a subscribe message opens: `formal`, `trial` or `developer`"),
     ("WECHAT_MINIPROGRAM_PATH_PREFIX", "pages", "prefix of mini-program page paths used in links from bots"),
     ("UPLOAD_DIR", "<instance>/uploads", "where proof documents are stored (outside the web root)"),
     ("UPLOAD_MAX_BYTES", "10485760", "largest accepted proof document"),
@@ -135,6 +138,9 @@ class Config:
     WECHAT_BOT_BUDGET_MS: int = 800
     WECHAT_MINIPROGRAM_PATH_PREFIX: str = "pages"
     WECHAT_SHARED_ANSWER_SECONDS: int = 10
+    WECHAT_CS_MESSAGE_GRANT: str = "172800/20"
+    WECHAT_MINIPROGRAM_STATE: str = "formal"
+    WECHAT_CS_EVENT_GRANT: str = "60/3"
     UPLOAD_DIR: Path = field(default_factory=lambda: Path("instance/uploads").resolve())
     UPLOAD_MAX_BYTES: int = 10 * 1024 * 1024
     API_TOKEN_TTL: int = 7 * 24 * 3600
@@ -204,7 +210,10 @@ class Config:
             WECHAT_CALLBACK_MAX_BYTES=_int(env, "WECHAT_CALLBACK_MAX_BYTES", 65536),
             WECHAT_BOT_BUDGET_MS=_int(env, "WECHAT_BOT_BUDGET_MS", 800),
             WECHAT_SHARED_ANSWER_SECONDS=_int(env, "WECHAT_SHARED_ANSWER_SECONDS", 10),
+            WECHAT_CS_MESSAGE_GRANT=env.get("WECHAT_CS_MESSAGE_GRANT") or cls.WECHAT_CS_MESSAGE_GRANT,
+            WECHAT_CS_EVENT_GRANT=env.get("WECHAT_CS_EVENT_GRANT") or cls.WECHAT_CS_EVENT_GRANT,
             WECHAT_MINIPROGRAM_PATH_PREFIX=env.get("WECHAT_MINIPROGRAM_PATH_PREFIX") or "pages",
+            WECHAT_MINIPROGRAM_STATE=env.get("WECHAT_MINIPROGRAM_STATE") or cls.WECHAT_MINIPROGRAM_STATE,
             UPLOAD_DIR=Path(env.get("UPLOAD_DIR") or instance_dir / "uploads").resolve(),
             UPLOAD_MAX_BYTES=_int(env, "UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
             API_TOKEN_TTL=_int(env, "API_TOKEN_TTL", 7 * 24 * 3600),
@@ -240,6 +249,18 @@ class Config:
             hh, _, mm = part.partition(":")
             if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
                 raise ConfigError(f"QUIET_HOURS must look like 21:30-08:00, got {self.QUIET_HOURS!r}")
+
+        if self.WECHAT_MINIPROGRAM_STATE not in ("formal", "trial", "developer"):
+            raise ConfigError(f"WECHAT_MINIPROGRAM_STATE must be formal, trial or developer, got {self.WECHAT_MINIPROGRAM_STATE!r}")
+        for name in ("WECHAT_CS_MESSAGE_GRANT", "WECHAT_CS_EVENT_GRANT"):
+            self.cs_grant(name)
+
+    def cs_grant(self, name: str) -> tuple[int, int]:
+        """A customer-service grant setting (``seconds/count``) as (seconds, count)."""
+        seconds, _, count = getattr(self, name).partition("/")
+        if not (seconds.isdigit() and count.isdigit() and int(seconds) > 0):
+            raise ConfigError(f"{name} must look like 172800/20 (seconds/messages), got {getattr(self, name)!r}")
+        return int(seconds), int(count)
 
     def as_flask(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

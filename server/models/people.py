@@ -109,7 +109,7 @@ class Person(TimestampMixin, Base):
     mp_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
     unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
 
-    real_name: Mapped[str | None] = mapped_column(String(64))
+    real_name: Mapped[str | None] = mapped_column(String(64), index=True)  # binding a follower looks it up
     phone: Mapped[str | None] = mapped_column(String(20), index=True)
     id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     id_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -130,8 +130,12 @@ class Person(TimestampMixin, Base):
     oa_subscribed: Mapped[bool] = mapped_column(default=False)
     oa_subscribed_at: Mapped[datetime | None]
     oa_unsubscribed_at: Mapped[datetime | None]
-    # Last time the person wrote to the Official Account (customer-service window).
+    # Last push from the person that opened a customer-service allowance (a message, a menu click, a scan, a follow).
     oa_last_interaction_at: Mapped[datetime | None]
+    # WeChat's customer-service allowance: messages we may still send (oa_cs_left) until oa_cs_until.
+    # A message grants 20 within 48 hours; a click, scan or follow only 3 within a minute (people.grant_cs).
+    oa_cs_until: Mapped[datetime | None]
+    oa_cs_left: Mapped[int] = mapped_column(default=0, server_default="0")
 
     org: Mapped[Organisation | None] = relationship()
 

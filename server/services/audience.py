@@ -39,7 +39,7 @@ PAGE = 2000
 LIST_FILTERS = ("org_ids", "trades", "skill_levels", "worker_categories")
 ID_FILTERS = ("competition_id", "program_id", "not_read_announcement_id")
 #: The columns a page carries: enough to choose a channel without loading a Person.
-COLUMNS = (Person.id, Person.oa_openid, Person.oa_subscribed, Person.mp_openid, Person.oa_last_interaction_at)
+COLUMNS = (Person.id, Person.oa_openid, Person.oa_subscribed, Person.mp_openid, Person.oa_cs_until, Person.oa_cs_left)
 
 
 def is_empty(audience: dict) -> bool:

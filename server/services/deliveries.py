@@ -23,7 +23,7 @@ from sqlalchemy import and_, bindparam, or_, select, update
 
 from server.extensions import db
 from server.models import Announcement, Delivery, OrgWebhook, Person, utcnow
-from server.services import consent, messages
+from server.services import consent, messages, people
 from server.wechat.errors import WeChatAPIError
 
 log = logging.getLogger("unionhub.deliveries")
@@ -32,7 +32,7 @@ T = Delivery.__table__
 FALL_BACK_ON = {43004, 43101}
 #: A pending row with no hold, untouched this long, lost its job (e.g. Redis was down): the sweep re-enqueues it.
 LOST_AFTER = timedelta(seconds=60)
-PERSON_FIELDS = ("oa_openid", "mp_openid", "oa_subscribed", "oa_last_interaction_at")
+PERSON_FIELDS = ("oa_openid", "mp_openid", "oa_subscribed", "oa_cs_until", "oa_cs_left")
 RESULT_FIELDS = ("status", "attempts", "sent_at", "wechat_msgid", "error_code", "error_message", "skip_reason",
                  "not_before")
 
@@ -65,7 +65,8 @@ def precheck(item: dict, now: datetime) -> str | None:
     person = SimpleNamespace(id=item["person_id"], **{f: item[f] for f in PERSON_FIELDS})
     template = (item["payload"] or {}).get("template_id", "")
     return messages.unusable(person, item["kind"], item["channel"], now,
-                             has_consent=lambda: consent.consume(item["person_id"], template))
+                             has_consent=lambda: consent.consume(item["person_id"], template),
+                             spend_cs=lambda: people.spend_cs(item["person_id"], now))
 
 
 def claim_for_sending(ids: list[int], now: datetime) -> tuple[list[dict], list[int]]:

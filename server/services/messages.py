@@ -33,7 +33,6 @@ from server.timeutil import CHINA, to_local
 MP_SUBSCRIBE, OA_TEMPLATE, OA_CUSTOM, WECOM_GROUP = "mp_subscribe", "oa_template", "oa_custom", "wecom_group"
 DEFAULT_CHANNELS = (MP_SUBSCRIBE, OA_TEMPLATE, OA_CUSTOM)
 TEMPLATE_CHANNELS = (MP_SUBSCRIBE, OA_TEMPLATE)
-CS_WINDOW = timedelta(hours=48)  # WeChat's customer-service window after the worker's last message
 SEND_JOB = "jobs.delivery.send_deliveries"
 
 #: keyword type -> (longest value, shortened rather than refused when longer)
@@ -171,10 +170,11 @@ def render(kind: str, channel: str, context: dict) -> dict:
 
 # -- channel choice ------------------------------------------------------------------------------
 
-def unusable(person, kind: str, channel: str, now: datetime, has_consent=None) -> str | None:
+def unusable(person, kind: str, channel: str, now: datetime, has_consent=None, spend_cs=None) -> str | None:
     """Why ``person`` (a Person or any row with its openid and follow fields) cannot get ``kind`` on ``channel``.
 
-    ``has_consent`` checks the subscribe-message consent; by default the ledger is read, the send job spends one.
+    ``has_consent`` checks the subscribe-message consent and ``spend_cs`` the customer-service allowance; by
+    default both are only read, the send job passes functions that spend one.
     """
     if channel == MP_SUBSCRIBE:
         if not person.mp_openid:
@@ -187,9 +187,13 @@ def unusable(person, kind: str, channel: str, now: datetime, has_consent=None) -
         return "no_openid"
     if not person.oa_subscribed:
         return "not_following"
-    if channel == OA_CUSTOM:
-        last = person.oa_last_interaction_at
-        return None if last and now - last < CS_WINDOW else "outside_window"
+    if channel == OA_CUSTOM:  # WeChat's allowance after the worker's last message, click or scan (people.grant_cs)
+        until = person.oa_cs_until
+        if until is not None and until.tzinfo is None:
+            until = until.replace(tzinfo=now.tzinfo)
+        if not (until and now < until and person.oa_cs_left > 0):
+            return "outside_window"
+        return None if spend_cs is None or spend_cs() else "outside_window"
     return None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import select
@@ -12,6 +12,7 @@ from server.extensions import db, get_redis
 from server.models import Person
 
 from .audit import record_audit
+from .txn import insert_ignore
 
 BIND_CODE_TTL = 600
 BIND_MAX_FAILURES = 5
@@ -22,20 +23,57 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# -- WeChat's customer-service allowance ------------------------------------------------------------------------
+# A worker's message lets the account send 20 customer-service messages within 48 hours; a menu click, a QR scan
+# or a follow only 3 within a minute (WECHAT_CS_MESSAGE_GRANT / WECHAT_CS_EVENT_GRANT).  A new grant replaces the
+# current one unless the current one lasts longer; every customer-service send spends one (spend_cs).
+CS_MESSAGE, CS_EVENT = "WECHAT_CS_MESSAGE_GRANT", "WECHAT_CS_EVENT_GRANT"
+
+
+def grant_cs(person: Person, kind: str, at: datetime, config=None) -> None:
+    """Apply the grant of a push of ``kind`` (CS_MESSAGE or CS_EVENT) received ``at``."""
+    seconds, count = (config or current_app.extensions["unionhub"]["config"]).cs_grant(kind)
+    until = at + timedelta(seconds=seconds)
+    current = person.oa_cs_until
+    if current is not None and current.tzinfo is None:  # SQLite hands back naive UTC
+        current = current.replace(tzinfo=timezone.utc)
+    if current is None or until >= current or not person.oa_cs_left:
+        person.oa_cs_until, person.oa_cs_left = until, count
+    if person.oa_last_interaction_at is None or _aware(person.oa_last_interaction_at) < at:
+        person.oa_last_interaction_at = at
+
+
+def spend_cs(person_id: int, now: datetime | None = None) -> bool:
+    """Take one customer-service message from the person's allowance; False when none is left (or it expired)."""
+    from sqlalchemy import update
+
+    now = now or _now()
+    result = db.execute(update(Person).where(Person.id == person_id, Person.oa_cs_left > 0, Person.oa_cs_until > now)
+                        .values(oa_cs_left=Person.oa_cs_left - 1).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
 def follower(oa_openid: str) -> Person | None:
     return db.scalars(select(Person).where(Person.oa_openid == oa_openid)).first()
 
 
 def follow(oa_openid: str, at: datetime | None = None) -> tuple[Person, bool]:
-    """Record a follow; create a bare person for a new follower.  Returns (person, is_new)."""
+    """Record a follow; create a bare person for a new follower.  Returns (person, is_new).
+
+    The bare person is inserted unless the openid exists (two pushes of a new follower at once create one).
+    """
     person = follower(oa_openid)
-    is_new = person is None
-    if is_new:
-        person = Person(oa_openid=oa_openid)
-        db.add(person)
+    is_new = False
+    if person is None:
+        is_new = insert_ignore(Person.__table__, {"oa_openid": oa_openid}, ["oa_openid"]) == 1
+        person = follower(oa_openid)
     person.oa_subscribed = True
     person.oa_subscribed_at = at or _now()
-    person.oa_last_interaction_at = _now()
+    grant_cs(person, CS_EVENT, _now())
     db.flush()
     return person, is_new
 
@@ -50,13 +88,6 @@ def unfollow(oa_openid: str, at: datetime | None = None) -> Person | None:
     return person
 
 
-def touch_interaction(oa_openid: str) -> None:
-    """Remember the last message time (it opens WeChat's 48-hour customer-service window)."""
-    person = follower(oa_openid)
-    if person is not None:
-        person.oa_last_interaction_at = _now()
-
-
 def merge_follower_into(*, follower: Person, member: Person) -> Person:
     """Give ``member`` the follower's Official Account identity and drop the bare follower record."""
     if follower.id == member.id:
@@ -65,6 +96,7 @@ def merge_follower_into(*, follower: Person, member: Person) -> Person:
         raise ValueError("both records carry member data; merge them by hand")
     openid, subscribed = follower.oa_openid, follower.oa_subscribed
     sub_at, unsub_at, last = follower.oa_subscribed_at, follower.oa_unsubscribed_at, follower.oa_last_interaction_at
+    cs_until, cs_left = follower.oa_cs_until, follower.oa_cs_left
     unionid = follower.unionid
     db.delete(follower)
     db.flush()  # frees the unique openid before the member takes it
@@ -73,6 +105,7 @@ def merge_follower_into(*, follower: Person, member: Person) -> Person:
     member.oa_subscribed_at = sub_at
     member.oa_unsubscribed_at = unsub_at
     member.oa_last_interaction_at = last
+    member.oa_cs_until, member.oa_cs_left = cs_until, cs_left
     if unionid and not member.unionid:
         member.unionid = unionid
     db.flush()

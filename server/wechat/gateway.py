@@ -314,12 +314,14 @@ def send_template(openid: str, template_id: str, data: dict, url: str | None = N
 
 def send_mp_subscribe(openid: str, template_id: str, data: dict, page: str | None = None,
                       miniprogram_state: str | None = None, lang: str = "zh_CN") -> dict:
-    """A mini-program subscribe message (one consent per message); 43101 when the user has none."""
-    body = {"touser": openid, "template_id": template_id, "data": _message_data(data), "lang": lang}
+    """A mini-program subscribe message (one consent per message); 43101 when the user has none.
+
+    ``miniprogram_state`` (the version the message opens) defaults to WECHAT_MINIPROGRAM_STATE.
+    """
+    body = {"touser": openid, "template_id": template_id, "data": _message_data(data), "lang": lang,
+            "miniprogram_state": miniprogram_state or _config().WECHAT_MINIPROGRAM_STATE}
     if page:
         body["page"] = page
-    if miniprogram_state:
-        body["miniprogram_state"] = miniprogram_state
     with _one_error_type():
         return mp_client().post("message/subscribe/send", data=body)
 

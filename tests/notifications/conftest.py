@@ -31,10 +31,12 @@ def config(app):
 
 
 def make_person(**fields) -> Person:
-    """A worker who follows the OA, uses the mini-program and wrote to the OA an hour ago."""
+    """A worker who follows the OA, uses the mini-program and wrote to the OA an hour ago (20 customer-service
+    messages allowed for 47 more hours)."""
     n = next(_n)
     values = dict(real_name=f"职工{n}", oa_openid=f"oa-{n}", mp_openid=f"mp-{n}", oa_subscribed=True,
-                  oa_last_interaction_at=utcnow() - timedelta(hours=1))
+                  oa_last_interaction_at=utcnow() - timedelta(hours=1), oa_cs_until=utcnow() + timedelta(hours=47),
+                  oa_cs_left=20)
     values.update(fields)
     person = Person(**values)
     db.add(person)

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from jobs.delivery import send_deliveries, sweep_deliveries
 from jobs.queues import enqueue, get_queue
 from server.extensions import db
-from server.models import Delivery, Organisation, OrgWebhook, utcnow
+from server.models import Delivery, Organisation, OrgWebhook, Person, utcnow
 from server.services import consent, messages
 from tests.wechat.conftest import Pusher
 
@@ -60,7 +60,8 @@ def test_a_subscribe_message_spends_one_consent(person, sim, run_jobs):
     notify(p, "a")
     run_jobs()
     assert by_channel(p.id)["mp_subscribe"].status == "sent"
-    assert [m["api"] for m in sim.messages(touser=p.mp_openid)] == ["message/subscribe/send"]
+    [sent] = sim.messages(touser=p.mp_openid)
+    assert sent["api"] == "message/subscribe/send" and sent["miniprogram_state"] == "formal"  # WECHAT_MINIPROGRAM_STATE
     assert consent.remaining(p.id, MP_TPL) == (0, False)
     notify(p, "b")  # nothing left: the template message instead
     run_jobs()
@@ -105,7 +106,7 @@ def test_unfollowed_before_the_send_skips_and_falls_back_to_nothing(person, sim,
 
 
 def test_customer_service_text_only_inside_the_window(person, sim, run_jobs):
-    inside, outside = person(), person(oa_last_interaction_at=utcnow() - timedelta(hours=50))
+    inside, outside = person(), person(oa_cs_until=utcnow() - timedelta(hours=2))
     sim.add_fault("message/template/send", errcode=43004, count=2)  # WeChat says they unfollowed: try the next channel
     notify(inside, "1")
     notify(outside, "2")
@@ -114,6 +115,19 @@ def test_customer_service_text_only_inside_the_window(person, sim, run_jobs):
     assert [m["api"] for m in sim.messages(touser=inside.oa_openid)] == ["message/custom/send"]
     assert by_channel(outside.id)["oa_custom"].skip_reason == "outside_window"
     assert by_channel(outside.id)["oa_template"].error_code == 43004 and sim.messages(touser=outside.oa_openid) == []
+    assert db.get(Person, inside.id).oa_cs_left == 19  # the send spent one message of WeChat's allowance
+
+
+def test_customer_service_allowance_is_spent_and_then_skipped(person, sim, run_jobs):
+    """After a click WeChat allows only a few messages: once they are spent, the channel is skipped."""
+    p = person(oa_cs_left=1)
+    sim.add_fault("message/template/send", errcode=43004, count=4)
+    notify(p, "1")
+    notify(p, "2")
+    run_jobs()
+    custom = sorted((d for d in rows() if d.person_id == p.id and d.channel == "oa_custom"), key=lambda d: d.id)
+    assert [(d.status, d.skip_reason) for d in custom] == [("sent", None), ("skipped", "outside_window")]
+    assert len(sim.messages(touser=p.oa_openid)) == 1 and db.get(Person, p.id).oa_cs_left == 0
 
 
 @pytest.mark.parametrize("errcode", [40003, 47003, 40037])

@@ -72,11 +72,33 @@ def test_channel_choice_and_reasons(person):
         ("mp_subscribe", "no_consent"), ("oa_template", "not_following"), ("oa_custom", "not_following")])
     mp_only = person(oa_openid=None, mp_openid=None)
     assert messages.choose_channel(mp_only, kind, now)[1][0] == ("mp_subscribe", "no_openid")
-    # the customer-service window: 48 hours after the worker's last message
-    stale = person(oa_subscribed=True, oa_last_interaction_at=now - timedelta(hours=49))
+    # the customer-service allowance: open until oa_cs_until while messages are left
+    stale = person(oa_subscribed=True, oa_cs_until=now - timedelta(seconds=1))
     assert messages.choose_channel(stale, kind, now, after="oa_template") == (None, [("oa_custom", "outside_window")])
-    fresh = person(oa_last_interaction_at=now - timedelta(hours=47))
+    spent = person(oa_cs_left=0)
+    assert messages.choose_channel(spent, kind, now, after="oa_template") == (None, [("oa_custom", "outside_window")])
+    fresh = person(oa_cs_until=now + timedelta(minutes=1), oa_cs_left=1)
     assert messages.choose_channel(fresh, kind, now, after="oa_template") == ("oa_custom", [])
+
+
+def test_customer_service_grants_follow_wechats_rules(person):
+    """A message allows 20 within 48 hours; a click, scan or follow only 3 within a minute, never shortening a
+    longer grant; spending stops at zero and at the end of the window."""
+    from server.services.people import CS_EVENT, CS_MESSAGE, grant_cs, spend_cs
+
+    now = utcnow()
+    p = person(oa_cs_until=None, oa_cs_left=0)
+    grant_cs(p, CS_EVENT, now)
+    assert (p.oa_cs_until, p.oa_cs_left) == (now + timedelta(minutes=1), 3)
+    grant_cs(p, CS_MESSAGE, now + timedelta(seconds=5))
+    assert (p.oa_cs_until, p.oa_cs_left) == (now + timedelta(hours=48, seconds=5), 20)
+    grant_cs(p, CS_EVENT, now + timedelta(seconds=10))  # a click does not cut the message's 48 hours short
+    assert (p.oa_cs_until, p.oa_cs_left) == (now + timedelta(hours=48, seconds=5), 20)
+    db.commit()
+    q = person(oa_cs_until=now + timedelta(minutes=1), oa_cs_left=2)
+    assert [spend_cs(q.id, now) for _ in range(3)] == [True, True, False]
+    r = person(oa_cs_until=now - timedelta(seconds=1), oa_cs_left=5)
+    assert spend_cs(r.id, now) is False
 
 
 def test_template_ids_come_from_configuration(config, monkeypatch):

@@ -1,5 +1,7 @@
 """The bots, as a worker meets them in the Official Account."""
 
+from datetime import timedelta
+
 import pytest
 from flask import current_app
 from sqlalchemy import select
@@ -165,13 +167,23 @@ def test_menu_configuration_is_valid_and_created(app, simulator):
     assert created["menu"]["button"][0]["name"] == "补助申请"
 
 
-def test_messages_open_the_customer_service_window(pusher, run_jobs, demo):
+def test_messages_open_the_customer_service_window(pusher, app, demo):
+    """A follow allows 3 customer-service messages within a minute, a message 20 within 48 hours; VIEW nothing."""
+    from jobs.wechat import store_pushes
+
     pusher.post(event_push("oWindow", "subscribe"))
-    run_jobs()
-    first = person_by_openid("oWindow").oa_last_interaction_at
+    store_pushes()
+    followed = person_by_openid("oWindow")
+    first, until = followed.oa_last_interaction_at, followed.oa_cs_until
+    assert followed.oa_cs_left == 3 and timedelta(seconds=50) < until - first <= timedelta(seconds=61)
     pusher.say("oWindow", "帮助")
-    run_jobs()
-    assert person_by_openid("oWindow").oa_last_interaction_at >= first
+    store_pushes()
+    wrote = person_by_openid("oWindow")
+    assert wrote.oa_last_interaction_at >= first and wrote.oa_cs_left == 20
+    assert timedelta(hours=47) < wrote.oa_cs_until - wrote.oa_last_interaction_at <= timedelta(hours=48)
+    pusher.post(event_push("oWindow", "VIEW", "https://example.com"))
+    store_pushes()
+    assert person_by_openid("oWindow").oa_cs_left == 20
 
 
 def test_sender_independent_listings_are_reused_for_a_while(pusher, demo, app, monkeypatch):

@@ -230,7 +230,8 @@ def mp_subscribe_send(call: Call):
     body = call.body()
     if body.get("miniprogram_state") not in MP_STATES or body.get("lang") not in MP_LANGS:
         raise WxError(47003, "argument invalid! miniprogram_state or lang")
-    return {"msgid": _subscribe_message(call)["id"]}
+    record = _subscribe_message(call, page=body.get("page"), miniprogram_state=body.get("miniprogram_state"))
+    return {"msgid": record["id"]}
 
 
 @endpoint("/cgi-bin/message/custom/send")
