@@ -18,8 +18,11 @@ def _score_places(value: Decimal) -> None:
         raise ValidationError("成绩最多保留两位小数")
 
 
-def score_field(**kw):
-    return fields.Decimal(validate=[value_range(0, 100), _score_places], allow_nan=False, as_string=True, **kw)
+def score_field(metadata: dict | None = None, **kw):
+    # A number in the document: apispec would print the Decimal bounds as strings ("100").
+    metadata = {"minimum": 0, "maximum": 100, **(metadata or {})}
+    return fields.Decimal(validate=[value_range(0, 100), _score_places], allow_nan=False, as_string=True,
+                          metadata=metadata, **kw)
 
 
 def _text(max_len: int, **kw):

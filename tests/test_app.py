@@ -38,6 +38,26 @@ def test_openapi_document_and_docs_page(client):
     assert client.get("/api/docs/swagger-ui-bundle.js").status_code == 200
 
 
+def test_openapi_bounds_are_numbers(client):
+    """Generated clients and fuzzers (schemathesis) reject a document whose bounds are strings."""
+    spec = client.get("/api/openapi.json").get_json()
+    bad = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems") \
+                        and not isinstance(value, (int, float)):
+                    bad.append(f"{where}.{key}={value!r}")
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{where}[{i}]")
+
+    walk(spec, "$")
+    assert bad == []
+
+
 @pytest.mark.parametrize(
     "method,path,status,code",
     [
