@@ -63,11 +63,13 @@ promote, offer, confirm, expire, withdraw act on the whole team).
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import and_, case, func, select, text, update
+from sqlalchemy import and_, bindparam, case, create_engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -93,6 +95,7 @@ from server.models.competitions import (
     COUNTED_STATUSES,
     HOLDING_STATUSES,
     TEAM_STATUS_LABELS,
+    CompetitionPlace,
     CompetitionQuotaCount,
     CompetitionTeam,
     TeamStatus,
@@ -107,10 +110,13 @@ E = EntryStatus
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
 HOLDING = [s.value for s in HOLDING_STATUSES]
 COUNTED = [s.value for s in COUNTED_STATUSES]
-C, Q, T, CE = Competition, CompetitionQuotaCount, CompetitionTeam, CompetitionEntry
-COUNTERS = ("held_count", "waitlisted_count", "arrival_seq", "last_candidate_no")
-#: Counter updates are not edits of the competition: they leave ``updated_at`` alone.
+#: An entry in one of these states has had its arrival number and is no longer waiting.
+SETTLED = [s.value for s in EntryStatus if s not in (E.WAITLISTED, E.FORMING)]
+C, Q, T, CE, P = Competition, CompetitionQuotaCount, CompetitionTeam, CompetitionEntry, CompetitionPlace
+#: SQLite's write lock is taken with a no-op UPDATE, which is not an edit of the competition: ``updated_at`` stays.
 KEEP_UPDATED_AT = {"updated_at": C.updated_at}
+#: The advisory lock class of the competitions' gates on PostgreSQL: ``pg_advisory_xact_lock[_shared](GATE, id)``.
+GATE = 0x5548
 #: The admission QR code's payload is this prefix plus the entry's unguessable token.
 ADMISSION_PREFIX = "UHE:"
 #: Offers due within this time get a reminder from the sweep.
@@ -124,8 +130,7 @@ COMPETITION_FIELDS = ("name", "trade", "level", "organiser_org_id", "description
                       "theory_weight", "practical_weight", "status")
 #: A new competition's values where the request says nothing.
 NEW_DEFAULTS = dict(status="draft", eligibility={}, entry_mode="individual", needs_approval=False, theory_weight=30,
-                    practical_weight=70, offer_hours=48, org_quota_kind="enterprise", last_candidate_no=0,
-                    held_count=0, waitlisted_count=0, arrival_seq=0)
+                    practical_weight=70, offer_hours=48, org_quota_kind="enterprise")
 #: Allowed competition status changes (PATCH status).
 STATUS_FLOW = {"draft": {"published", "cancelled"}, "published": {"cancelled", "finished"},
                "cancelled": set(), "finished": set()}
@@ -157,15 +162,41 @@ def _postgres() -> bool:
 
 # -- loading and locking ---------------------------------------------------------------------------
 
-def lock_competition(competition_id: int) -> Competition:
-    """The competition's row, locked for the rest of the transaction (``SELECT ... FOR UPDATE``; on SQLite a
-    no-op UPDATE takes the single write lock at once instead of failing to upgrade a read later)."""
-    if not _postgres():
+def _gate(competition_id: int, exclusive: bool) -> None:
+    """Pass the competition's gate for the rest of the transaction: shared for the paths that only add (sign-up,
+    team submission, team creation and joins), exclusive for every path that moves places or the waiting list
+    (see the module docstring).  PostgreSQL: a transaction-level advisory lock (queued fairly: a waiting exclusive
+    request holds back later shared ones).  SQLite: a no-op UPDATE takes the single write lock at once, instead of
+    failing to upgrade a read later."""
+    if _postgres():
+        lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
+        db.execute(select(lock(GATE, competition_id)))
+    else:
         db.execute(update(C).where(C.id == competition_id).values(**KEEP_UPDATED_AT)
                    .execution_options(synchronize_session=False))
-    competition = db.scalar(select(C).where(C.id == competition_id).with_for_update()
-                            .execution_options(populate_existing=True))
+
+
+def _load(competition_id: int, for_update: bool = False) -> Competition | None:
+    query = select(C).where(C.id == competition_id).execution_options(populate_existing=True)
+    return db.scalar(query.with_for_update() if for_update else query)
+
+
+def lock_competition(competition_id: int) -> Competition:
+    """The competition behind its exclusive gate, and its row locked, for the rest of the transaction."""
+    _gate(competition_id, exclusive=True)
+    competition = _load(competition_id, for_update=True)
     if competition is None:
+        raise NotFound("找不到该竞赛")
+    return competition
+
+
+def _enter(competition_id: int) -> Competition:
+    """A competition workers may see, behind its shared gate, as it is now (sign-up and the team paths)."""
+    if not 0 < competition_id < 2**31:
+        raise NotFound("找不到该竞赛")
+    _gate(competition_id, exclusive=False)
+    competition = _load(competition_id)
+    if competition is None or competition.status == "draft":
         raise NotFound("找不到该竞赛")
     return competition
 
@@ -175,12 +206,11 @@ def _lock_team(team_id: int) -> CompetitionTeam:
 
 
 def _lock_unit(entry: CompetitionEntry) -> tuple[Competition, list[CompetitionEntry]]:
-    """Lock the team row, the quota rows (by org id) and the competition row, in that order on every path (no
-    deadlocks); answer the competition and the entries that move with ``entry``: itself, or its submitted
-    team's entries in the same state."""
+    """Lock the competition (exclusive gate, then its row), the team row and the quota rows (by org id), in that
+    order on every path (no deadlocks); answer the competition and the entries that move with ``entry``: itself,
+    or its submitted team's entries in the same state."""
     competition_id, team_id = entry.competition_id, entry.team_id
-    if not _postgres():
-        lock_competition(competition_id)  # SQLite: the one write lock first
+    competition = lock_competition(competition_id)
     if team_id:
         _lock_team(team_id)
         orgs = set(db.scalars(select(CE.quota_org_id).where(CE.team_id == team_id)))
@@ -190,7 +220,6 @@ def _lock_unit(entry: CompetitionEntry) -> tuple[Competition, list[CompetitionEn
     if orgs:
         db.execute(select(Q.org_id).where(Q.competition_id == competition_id, Q.org_id.in_(orgs))
                    .order_by(Q.org_id).with_for_update())
-    competition = lock_competition(competition_id)
     db.refresh(entry)
     if not team_id or entry.status == E.FORMING.value:
         return competition, [entry]
@@ -240,7 +269,29 @@ def staff_entry(competition: Competition, entry_id: int) -> CompetitionEntry:
 # -- counting --------------------------------------------------------------------------------------
 
 def places_left(competition: Competition) -> int:
-    return max(competition.capacity - competition.held_count, 0)
+    """Free place rows (the partial index of free places)."""
+    return db.scalar(select(func.count()).select_from(P).where(P.competition_id == competition.id,
+                                                                P.entry_id.is_(None)))
+
+
+def places_held(competition_id: int) -> int:
+    return db.scalar(select(func.count()).select_from(P).where(P.competition_id == competition_id,
+                                                                P.entry_id.is_not(None)))
+
+
+def waitlist_length(competition_id: int) -> int:
+    """Units on the waiting list (a team is one)."""
+    return db.scalar(select(func.count(CE.arrival_no.distinct())).where(CE.competition_id == competition_id,
+                                                                         CE.status == E.WAITLISTED.value))
+
+
+def _counts(ids: list[int]) -> dict[int, tuple[int, int]]:
+    """``{competition id: (places left, waiting-list length)}`` for many competitions in two queries."""
+    free = dict(db.execute(select(P.competition_id, func.count()).where(P.competition_id.in_(ids), P.entry_id.is_(None))
+                           .group_by(P.competition_id)).all())
+    waiting = dict(db.execute(select(CE.competition_id, func.count(CE.arrival_no.distinct())).where(
+        CE.competition_id.in_(ids), CE.status == E.WAITLISTED.value).group_by(CE.competition_id)).all())
+    return {i: (free.get(i, 0), waiting.get(i, 0)) for i in ids}
 
 
 def waitlist_positions(competition_id: int) -> dict[int, int]:
@@ -257,7 +308,7 @@ def waitlist_position(entry: CompetitionEntry) -> int | None:
     """1 for the first on the waiting list (arrival order)."""
     if entry.status != E.WAITLISTED.value:
         return None
-    if entry.known_position is not None:  # counted under the lock by sign-up
+    if entry.known_position is not None:  # worked out by sign-up
         return entry.known_position
     return db.scalar(select(func.count(CE.arrival_no.distinct())).where(
         CE.competition_id == entry.competition_id, CE.status == E.WAITLISTED.value, CE.arrival_no <= entry.arrival_no))
@@ -362,7 +413,7 @@ def _quota_org_id(competition: Competition, person: Person) -> int | None:
                                                    Organisation.kind == competition.org_quota_kind))
 
 
-# -- the counters ----------------------------------------------------------------------------------
+# -- places and numbers ----------------------------------------------------------------------------
 
 def _insert_entry(competition: Competition, person: Person, staff: Staff | None, status: EntryStatus,
                   team_id: int | None = None) -> CompetitionEntry:
@@ -398,50 +449,138 @@ def _take_quota(competition: Competition, orgs: Counter) -> None:
             raise Conflict("org_quota_full", f"您所在单位的报名名额（{competition.org_quota}人）已满")
 
 
-def _take_places(competition: Competition, n: int) -> tuple[EntryStatus, int, int | None, int]:
-    """Take ``n`` places at once, or one place on the waiting list, in one UPDATE: (status, arrival_no,
-    waiting-list position, last candidate number).  This locks the competition row until the commit.
+_BUMP = text("UPDATE competition_counters SET last_arrival_no = last_arrival_no + :arrivals, "
+             "last_candidate_no = last_candidate_no + :candidates WHERE competition_id = :competition_id "
+             "RETURNING last_arrival_no, last_candidate_no")
+_BUMP_PG = text(_BUMP.text + ", clock_timestamp()")
+_numbering_engines: dict = {}
+_numbering_lock = threading.Lock()
 
-    The entry fits when nobody waits and ``n`` places are free; then ``waitlisted_count`` stays 0, otherwise it
-    becomes at least 1: the returned ``waitlisted_count`` tells which happened (and is the position).
+
+def _numbering_engine():
+    """PostgreSQL: an engine of autocommit connections with ``synchronous_commit=off`` for the counters, one per
+    process and database (its pool is apart from the requests', which it can therefore never exhaust)."""
+    url = db.get_bind().url
+    key = (os.getpid(), url.render_as_string(hide_password=False))
+    engine = _numbering_engines.get(key)
+    if engine is None:
+        with _numbering_lock:
+            engine = _numbering_engines.get(key)
+            if engine is None:
+                engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=60,
+                                       pool_pre_ping=True, connect_args={"options": "-c synchronous_commit=off"})
+                _numbering_engines[key] = engine
+    return engine
+
+
+def _numbers(competition_id: int, arrivals: int = 0, candidates: int = 0) -> tuple[int, int, datetime]:
+    """Hand out ``arrivals`` arrival numbers and ``candidates`` candidate numbers: (last arrival number, last
+    candidate number, the time they were taken).
+
+    PostgreSQL: like ``nextval``, in a transaction of its own on another connection, so no request waits for
+    another's commit; the counter row is locked only for that one statement, whose time (``clock_timestamp()``,
+    taken under that lock) therefore grows with the numbers.  A number whose request then rolls back is never
+    used (a gap).  Its commit is asynchronous: the request's own commit flushes the WAL past it, so a number a
+    committed entry uses survives a crash.  SQLite: in the request's transaction (it holds the write lock).
     """
-    fits = and_(C.waitlisted_count == 0, C.held_count + n <= C.capacity)
-    row = db.execute(update(C).where(C.id == competition.id, C.status == "published").values(
-        held_count=C.held_count + case((fits, n), else_=0),
-        waitlisted_count=C.waitlisted_count + case((fits, 0), else_=1),
-        arrival_seq=C.arrival_seq + 1,
-        last_candidate_no=C.last_candidate_no + case((and_(fits, ~C.needs_approval), n), else_=0), **KEEP_UPDATED_AT,
-    ).returning(C.arrival_seq, C.waitlisted_count, C.needs_approval, C.last_candidate_no)
-        .execution_options(synchronize_session=False)).first()
-    db.expire(competition, COUNTERS)
-    if row is None:
-        raise Conflict("window_closed", "该竞赛已停止报名")
-    if row.waitlisted_count:
-        return E.WAITLISTED, row.arrival_seq, row.waitlisted_count, row.last_candidate_no
-    return (E.PENDING_APPROVAL if row.needs_approval else E.CONFIRMED), row.arrival_seq, None, row.last_candidate_no
+    values = {"competition_id": competition_id, "arrivals": arrivals, "candidates": candidates}
+    if _postgres():
+        with _numbering_engine().connect() as conn:
+            last_arrival, last_candidate, at = conn.execute(_BUMP_PG, values).one()
+        return last_arrival, last_candidate, at
+    last_arrival, last_candidate = db.execute(_BUMP, values).one()
+    return last_arrival, last_candidate, _now()
 
 
-def _bump(competition: Competition, held: int = 0, waitlisted: int = 0, numbers: int = 0) -> int:
-    """Change the counters of a locked competition; answers the last candidate number handed out."""
-    values = {**KEEP_UPDATED_AT, "last_candidate_no": C.last_candidate_no + numbers}
-    if held:
-        values["held_count"] = C.held_count + held
-    if waitlisted:
-        values["waitlisted_count"] = C.waitlisted_count + waitlisted
-    last = db.scalar(update(C).where(C.id == competition.id).values(**values).returning(C.last_candidate_no)
-                     .execution_options(synchronize_session=False))
-    db.expire(competition, COUNTERS)
-    return last
+def _anyone_waiting(competition_id: int) -> bool:
+    """Is a (committed) unit on the waiting list?  An entry being inserted by sign-up has no arrival number yet."""
+    return db.scalar(select(CE.id).where(CE.competition_id == competition_id, CE.status == E.WAITLISTED.value,
+                                         CE.arrival_no.is_not(None)).limit(1)) is not None
+
+
+def _free_places(competition_id: int, n: int, skip_locked: bool = False) -> list[int]:
+    """The lowest-numbered ``n`` free places, locked (PostgreSQL; ``skip_locked``: those no one else is claiming)."""
+    return list(db.scalars(select(P.place_no).where(P.competition_id == competition_id, P.entry_id.is_(None))
+                           .order_by(P.place_no).limit(n).with_for_update(skip_locked=skip_locked)))
+
+
+def _hold(competition_id: int, places: list[int], unit: list[CompetitionEntry]) -> None:
+    table = P.__table__
+    db.execute(update(table).where(table.c.competition_id == competition_id, table.c.place_no == bindparam("no"))
+               .values(entry_id=bindparam("entry")), [{"no": no, "entry": e.id} for no, e in zip(places, unit)])
+
+
+def _release(unit: list[CompetitionEntry]) -> None:
+    db.execute(update(P).where(P.entry_id.in_([e.id for e in unit])).values(entry_id=None)
+               .execution_options(synchronize_session=False))
+
+
+def _claim_one(competition_id: int, entry_id: int, skip_locked: bool) -> bool:
+    """PostgreSQL: the lowest free place for ``entry_id`` in one UPDATE (its sub-select locks the row)."""
+    pick = (select(P.place_no).where(P.competition_id == competition_id, P.entry_id.is_(None))
+            .order_by(P.place_no).limit(1).with_for_update(skip_locked=skip_locked).scalar_subquery())
+    return db.execute(update(P).where(P.competition_id == competition_id, P.place_no == pick)
+                      .values(entry_id=entry_id).returning(P.place_no)
+                      .execution_options(synchronize_session=False)).first() is not None
+
+
+def _claim(competition_id: int, unit: list[CompetitionEntry]) -> bool:
+    """Hold one free place per entry of ``unit`` (all of them or none); False when they are not all free.
+
+    One entry (PostgreSQL): the lowest free place nobody else is claiming (``SKIP LOCKED``: concurrent sign-ups
+    take different rows).  When every free place is being claimed, wait for those claims (no ``SKIP LOCKED``):
+    a claim that rolls back leaves its place to a waiting sign-up instead of leaving it free while this sign-up
+    joins the waiting list.  A team waits for the claims at once, locking in place order (no deadlocks).
+    After such a wait someone may have joined the waiting list: then nobody overtakes them.
+    """
+    n = len(unit)
+    if n == 1 and _postgres():
+        if _claim_one(competition_id, unit[0].id, skip_locked=True):
+            return True
+        if not _claim_one(competition_id, unit[0].id, skip_locked=False):
+            return False
+    else:
+        places = _free_places(competition_id, n)
+        if len(places) < n:
+            return False
+        _hold(competition_id, places, unit)
+    if _anyone_waiting(competition_id):
+        _release(unit)
+        return False
+    return True
+
+
+def _seat(competition: Competition, unit: list[CompetitionEntry]) -> tuple[EntryStatus, int, int | None, int, datetime]:
+    """Seat a new unit (a sign-up, a team's submission): its places, or the end of the waiting list.
+
+    Answers (status, arrival number, waiting-list position, last candidate number, time).  Places are taken
+    only when nobody waits (no overtaking) and all ``len(unit)`` are free.  The arrival number is taken after the
+    outcome is known: a unit that took places has a lower number than every unit that then had to wait (each
+    waited for the claims in flight), so arrival order and the outcome agree.  A waiting unit's position is its
+    arrival number less the numbers below it no longer waiting: the numbers below it not yet visible belong to
+    units still committing that had to wait too (claims were waited for, and the exclusive paths are kept out by
+    the gate).  Exact unless a request below it rolled back after taking its number (rare: every refusal comes
+    before); the views always count.
+    """
+    if not _anyone_waiting(competition.id) and _claim(competition.id, unit):
+        status = E.PENDING_APPROVAL if competition.needs_approval else E.CONFIRMED
+        arrival, last_no, at = _numbers(competition.id, arrivals=1,
+                                        candidates=len(unit) if status == E.CONFIRMED else 0)
+        return status, arrival, None, last_no, at
+    arrival, _, at = _numbers(competition.id, arrivals=1)
+    settled = db.scalar(select(func.count(CE.arrival_no.distinct())).where(
+        CE.competition_id == competition.id, CE.status.in_(SETTLED), CE.arrival_no < arrival))
+    return E.WAITLISTED, arrival, arrival - settled, None, at
 
 
 # -- state changes ---------------------------------------------------------------------------------
 
 def _apply(unit: list[CompetitionEntry], to: EntryStatus, actor, action: str, reason: str | None = None, *,
            last_no: int | None = None, arrival: int | None = None, position: int | None = None,
-           new: bool = False, notice: str | None = None) -> None:
-    """Write the unit's new state on its entries (the counters already moved), audit it, and tell each worker
+           new: bool = False, notice: str | None = None, now: datetime | None = None) -> None:
+    """Write the unit's new state on its entries (its places already moved), audit it, and tell each worker
     someone else moved (after commit).  Candidate numbers end at ``last_no``."""
-    now, competition = _now(), unit[0].competition
+    now, competition = now or _now(), unit[0].competition
     needing = [e for e in unit if to == E.CONFIRMED and not e.candidate_number]
     numbers = iter(range(last_no - len(needing) + 1, last_no + 1)) if needing else iter(())
     for entry in unit:
@@ -461,12 +600,18 @@ def _apply(unit: list[CompetitionEntry], to: EntryStatus, actor, action: str, re
 
 def _move(competition: Competition, unit: list[CompetitionEntry], to: EntryStatus, actor, action: str,
           reason: str | None = None, notice: str | None = None) -> None:
-    """Move a unit (one entry, or a team's entries) of a locked competition, keeping every counter exact."""
+    """Move a unit (one entry, or a team's entries) of a locked competition: its places, quota and team count
+    follow its status."""
     frm, n = unit[0].status, len(unit)
-    held = n * ((to.value in HOLDING) - (frm in HOLDING))
-    waiting = (to == E.WAITLISTED) - (frm == E.WAITLISTED.value)
+    if frm in HOLDING and to.value not in HOLDING:
+        _release(unit)
+    elif to.value in HOLDING and frm not in HOLDING:
+        places = _free_places(competition.id, n)
+        if len(places) < n:  # the callers check first; nothing is ever held twice or beyond capacity
+            raise Conflict("no_place_free", "名额已满：请先调整竞赛名额或取消已确认的报名", current_state=frm)
+        _hold(competition.id, places, unit)
     numbers = sum(1 for e in unit if to == E.CONFIRMED and not e.candidate_number)
-    last = _bump(competition, held, waiting, numbers) if held or waiting or numbers else None
+    last = _numbers(competition.id, candidates=numbers)[1] if numbers else None
     if (frm in COUNTED) and to.value not in COUNTED:  # entries only enter the quota through _take_quota
         for org_id, k in Counter(e.quota_org_id for e in unit if e.quota_org_id).items():
             db.execute(update(Q).where(Q.competition_id == competition.id, Q.org_id == org_id)
@@ -512,20 +657,20 @@ def _free_place(entry: CompetitionEntry, to: EntryStatus, actor, action: str, re
 def sign_up(person: Person, competition_id: int, staff: Staff | None = None) -> CompetitionEntry:
     """Enter the person: confirmed, pending_approval (holding a place) or waitlisted; or refuse with a reason.
 
-    The caller should commit as soon as this returns: from :func:`_take_quota` on, the quota row and the
-    competition row are locked (see the module docstring).
+    The caller should commit as soon as this returns: the entry's place row (or a quota row) stays locked until
+    then (see the module docstring).
     """
-    competition = get_competition(competition_id)
+    competition = _enter(competition_id)
     _require_open(competition, team=False)
     _require_eligible(competition, person)
-    # Inserted as waitlisted (no one sees it before the commit) and given its real state below; a second
-    # sign-up of the same person finds no row inserted: already_entered.
+    # Inserted as waitlisted without an arrival number (no one sees it before the commit) and given its real state
+    # below; a second sign-up of the same person finds no row inserted: already_entered.
     entry = _insert_entry(competition, person, staff, E.WAITLISTED)
-    # -- locked from here until the commit: a few statements --
     if entry.quota_org_id:
         _take_quota(competition, Counter({entry.quota_org_id: 1}))
-    status, arrival, position, last_no = _take_places(competition, 1)
-    _apply([entry], status, staff or person, "sign_up", last_no=last_no, arrival=arrival, position=position, new=True)
+    status, arrival, position, last_no, at = _seat(competition, [entry])
+    _apply([entry], status, staff or person, "sign_up", last_no=last_no, arrival=arrival, position=position,
+           new=True, now=at)
     return entry
 
 
@@ -620,7 +765,7 @@ def _join_code() -> str:
 
 
 def _team_competition(competition_id: int) -> Competition:
-    competition = get_competition(competition_id)
+    competition = _enter(competition_id)
     _require_open(competition, team=True)
     return competition
 
@@ -675,7 +820,7 @@ def create_team(competition_id: int, name: str, *, person: Person | None = None,
 
 
 def _add_member(team: CompetitionTeam, person: Person, actor: Person | Staff) -> CompetitionEntry:
-    competition = team.competition
+    competition = _enter(team.competition_id)  # shared gate before the team row (the lock order)
     _require_open(competition, team=True)
     _refuse_if_entered(person, competition.id)
     _require_eligible(competition, person)
@@ -738,9 +883,7 @@ def submit_team(actor: Person | Staff, team_id: int) -> CompetitionTeam:
     Like :func:`sign_up`, the caller should commit as soon as this returns.
     """
     team = managed_team(actor, team_id)
-    competition = team.competition
-    if not _postgres():
-        lock_competition(competition.id)
+    competition = _enter(team.competition_id)
     team = _lock_team(team.id)
     if team.status != TeamStatus.FORMING.value:
         raise _team_conflict(team, "该团队已提交报名或已撤回")
@@ -752,12 +895,12 @@ def submit_team(actor: Person | Staff, team_id: int) -> CompetitionTeam:
                                    f"目前{len(members)}人", "team_size")
     if competition.org_quota is not None:
         _take_quota(competition, Counter(e.quota_org_id for e in members if e.quota_org_id))
-    status, arrival, position, last_no = _take_places(competition, len(members))
-    team.status, team.submitted_at = TeamStatus.SUBMITTED.value, _now()
+    status, arrival, position, last_no, at = _seat(competition, members)
+    team.status, team.submitted_at = TeamStatus.SUBMITTED.value, at
     record_audit(actor, "competition_team.submit", "competition_team", team.id, from_state="forming",
                  to_state=team.status, org_id=team.org_id)
     _apply(members, status, actor, "submit_team", last_no=last_no, arrival=arrival, position=position,
-           notice="team_entered")
+           notice="team_entered", now=at)
     return team
 
 
@@ -913,7 +1056,7 @@ def save_competition(staff: Staff, data: dict, competition: Competition | None =
         held = 0
     else:
         competition = lock_competition(competition.id)
-        held = competition.held_count
+        held = places_held(competition.id)
         new_status = data.get("status", competition.status)
         if new_status != competition.status and new_status not in STATUS_FLOW[competition.status]:
             raise Conflict("invalid_state", "当前状态不允许此操作", current_state=competition.status)
@@ -1004,12 +1147,14 @@ def entry_view(entry: CompetitionEntry, *, for_staff: bool = False, positions: d
 
 
 def competition_view(competition: Competition, person: Person | None = None, detail: bool = True,
-                     staff: bool = False) -> dict:
+                     staff: bool = False, counts: tuple[int, int] | None = None) -> dict:
+    """``counts``: (places left, waiting-list length) when the caller counted them (lists)."""
     view = {name: getattr(competition, name) for name in COMPETITION_FIELDS if name != "eligibility"}
+    free, waiting = counts or _counts([competition.id])[competition.id]
     view.update(
         id=competition.id, level_label=COMPETITION_LEVEL_LABELS[CompetitionLevel(competition.level)],
         organiser_name=competition.organiser.name, signup_open=signup_open(competition),
-        places_left=places_left(competition), waitlist_length=competition.waitlisted_count,
+        places_left=free, waitlist_length=waiting,
     )
     if detail:
         view["eligibility"] = competition.eligibility or {}
@@ -1025,7 +1170,8 @@ def competition_view(competition: Competition, person: Person | None = None, det
 
 def competition_list_view(competitions: list[Competition], person: Person | None = None,
                           staff: bool = False) -> list[dict]:
-    return [competition_view(c, person, detail=False, staff=staff) for c in competitions]
+    counts = _counts([c.id for c in competitions]) if competitions else {}
+    return [competition_view(c, person, detail=False, staff=staff, counts=counts[c.id]) for c in competitions]
 
 
 def entry_notice(entry: CompetitionEntry, kind: str) -> tuple[str, str]:
