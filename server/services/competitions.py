@@ -201,21 +201,44 @@ def _gate(competition_id: int, exclusive: bool) -> None:
                    .execution_options(synchronize_session=False))
 
 
-_LOAD_WITH_ORG = (select(C, Organisation).outerjoin(Organisation, Organisation.id == bindparam("org_id"))
-                  .where(C.id == bindparam("competition_id")).execution_options(populate_existing=True))
+def _columns(model) -> list[tuple[str, object]]:
+    mapper = model.__mapper__
+    return [(mapper.get_property_by_column(column).key, column) for column in mapper.local_table.c]
+
+
+_COMPETITION_COLUMNS, _ORG_COLUMNS = _columns(C), _columns(Organisation)
+_LOAD_WITH_ORG = (select(*(c for _, c in _COMPETITION_COLUMNS), *(c for _, c in _ORG_COLUMNS))
+                  .select_from(C.__table__.outerjoin(Organisation.__table__, Organisation.id == bindparam("org_id")))
+                  .where(C.id == bindparam("competition_id")))
+
+
+def _attached(model, values: dict):
+    """The ORM object for a row read with Core: the session's own one, refreshed, or a new one attached to the
+    session as loaded (what a query with ``populate_existing`` gives, without the ORM's per-row cost)."""
+    obj = db.identity_map.get(db.identity_key(model, values["id"]))
+    if obj is None:
+        obj = model(**values)
+        make_transient_to_detached(obj)
+        db.add(obj)
+    else:
+        for key, value in values.items():
+            set_committed_value(obj, key, value)
+    return obj
 
 
 def _load(competition_id: int, for_update: bool = False, person: Person | None = None) -> Competition | None:
-    """The competition as it now is; with ``person``, their organisation too, in the same query (set as
-    ``person.org``, which then costs no query)."""
+    """The competition as it now is; with ``person``, their organisation too, in the same (Core) query, set as
+    ``person.org``: the sign-up's eligibility and quota rules then cost no query."""
     if person is None or person.org_id is None:
         query = select(C).where(C.id == competition_id).execution_options(populate_existing=True)
         return db.scalar(query.with_for_update() if for_update else query)
     row = db.execute(_LOAD_WITH_ORG, {"competition_id": competition_id, "org_id": person.org_id}).first()
     if row is None:
         return None
-    set_committed_value(person, "org", row[1])
-    return row[0]
+    n = len(_COMPETITION_COLUMNS)
+    org = {key: row[n + i] for i, (key, _) in enumerate(_ORG_COLUMNS)}
+    set_committed_value(person, "org", _attached(Organisation, org) if org["id"] is not None else None)
+    return _attached(C, {key: row[i] for i, (key, _) in enumerate(_COMPETITION_COLUMNS)})
 
 
 def lock_competition(competition_id: int) -> Competition:
