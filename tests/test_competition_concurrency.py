@@ -258,6 +258,16 @@ def _wait_until_blocked(app, seconds: float = 20) -> None:
     raise AssertionError("the second request never waited for the first one's place")
 
 
+def _go_once_blocked(app, go: threading.Event, *threads: threading.Thread) -> None:
+    """Let the paused request go on once the second one waits for it, and wait for both."""
+    try:
+        _wait_until_blocked(app)
+    finally:
+        go.set()
+    for thread in threads:
+        thread.join(60)
+
+
 def test_a_place_claimed_by_a_request_that_then_fails_goes_to_the_sign_up_waiting_for_it(app, monkeypatch):
     """The last place is being claimed when a second sign-up arrives: it waits for that claim instead of joining
     the waiting list (SKIP LOCKED alone would skip it); the claimer fails and rolls back, and the place is not
@@ -272,12 +282,7 @@ def test_a_place_claimed_by_a_request_that_then_fails_goes_to_the_sign_up_waitin
     assert seated.wait(30)
     second_thread, second_result = _in_thread(app, "second",
                                               lambda: competitions.sign_up(db.get(Person, second), comp.id).status)
-    try:
-        _wait_until_blocked(app)
-    finally:
-        go.set()
-    for thread in (first_thread, second_thread):
-        thread.join(60)
+    _go_once_blocked(app, go, first_thread, second_thread)
     assert first_result == [("failed", "the request fails after claiming its place")]
     assert second_result == [("ok", "confirmed")]
     assert [(e.person_id, e.status, e.arrival_no) for e in _entries(comp.id)] == [(second, "confirmed", 1)]
@@ -303,12 +308,7 @@ def test_a_team_that_must_wait_keeps_the_free_places_from_a_team_behind_it(app, 
     big_thread, big_result = _in_thread(app, "big", submit(big))
     assert seated.wait(30)
     small_thread, small_result = _in_thread(app, "small", submit(small))
-    try:
-        _wait_until_blocked(app)
-    finally:
-        go.set()
-    for thread in (big_thread, small_thread):
-        thread.join(60)
+    _go_once_blocked(app, go, big_thread, small_thread)
     assert big_result == [("ok", big[0])] and small_result == [("ok", small[0])]
     waiting = competitions.waitlist_positions(comp.id)
     by_team = {e.team_id: waiting.get(e.id) for e in _entries(comp.id)}

@@ -232,6 +232,7 @@ def _load(competition_id: int, for_update: bool = False, person: Person | None =
     if person is None or person.org_id is None:
         query = select(C).where(C.id == competition_id).execution_options(populate_existing=True)
         return db.scalar(query.with_for_update() if for_update else query)
+    db.flush()  # a Core query does not autoflush, and the objects it refreshes must have no pending changes
     row = db.execute(_LOAD_WITH_ORG, {"competition_id": competition_id, "org_id": person.org_id}).first()
     if row is None:
         return None
