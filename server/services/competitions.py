@@ -63,8 +63,9 @@ once to the head of the waiting list as an *offer* (``offered``, deadline
 overtaking).  A capacity raise adds free places but does not promote by
 itself: staff choose whom to promote by hand (and new sign-ups still queue
 behind the waiting list).  A capacity cut deletes free places only, never
-below the places held.  The organisation quota counts every entry in ``COUNTED_STATUSES``
-(waitlisted too), so a promotion never pushes an organisation over it.
+below the places held.  The organisation quota counts every entry in
+``COUNTED_STATUSES`` (waitlisted too), so a promotion never pushes an
+organisation over it.
 
 Teams
 -----
@@ -339,12 +340,6 @@ def places_left(competition: Competition) -> int:
 def places_held(competition_id: int) -> int:
     return db.scalar(select(func.count()).select_from(P).where(P.competition_id == competition_id,
                                                                 P.entry_id.is_not(None)))
-
-
-def waitlist_length(competition_id: int) -> int:
-    """Units on the waiting list (a team is one)."""
-    return db.scalar(select(func.count(CE.arrival_no.distinct())).where(CE.competition_id == competition_id,
-                                                                         CE.status == E.WAITLISTED.value))
 
 
 def _counts(ids: list[int]) -> dict[int, tuple[int, int]]:
