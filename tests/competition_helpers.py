@@ -91,7 +91,7 @@ def make_team(world, competition_id: int, size: int, org: str = "factory") -> tu
 
 
 def recount(competition_id: int) -> dict:
-    """The counters as they should be, counted from the entries."""
+    """What the places, quota counters and team counts should be, counted from the entries."""
     from collections import Counter
 
     from server.models.competitions import COUNTED_STATUSES, HOLDING_STATUSES
@@ -99,32 +99,39 @@ def recount(competition_id: int) -> dict:
     entries = list(db.scalars(select(CompetitionEntry).where(CompetitionEntry.competition_id == competition_id)
                               .execution_options(populate_existing=True)))
     holding, counted = {s.value for s in HOLDING_STATUSES}, {s.value for s in COUNTED_STATUSES}
-    waiting = [e for e in entries if e.status == "waitlisted"]
     active = counted | {"forming"}
     return {
-        "held": sum(e.status in holding for e in entries),
-        "waitlisted": len({e.arrival_no for e in waiting}),
+        "holders": sorted(e.id for e in entries if e.status in holding),
         "quota": dict(Counter(e.quota_org_id for e in entries if e.quota_org_id and e.status in counted)),
         "teams": dict(Counter(e.team_id for e in entries if e.team_id and e.status in active)),
     }
 
 
 def assert_counters_exact(competition_id: int) -> None:
-    """The competition's counters, the quota counters and the teams' member counts agree with a recount."""
-    from server.models.competitions import CompetitionQuotaCount, CompetitionTeam
+    """The places (exactly ``capacity`` rows, one per entry holding a place and no other), the quota counters and
+    the teams' member counts agree with a recount of the entries; one arrival number per unit, never beyond the
+    competition's counter."""
+    from server.models.competitions import (
+        CompetitionCounter,
+        CompetitionPlace,
+        CompetitionQuotaCount,
+        CompetitionTeam,
+    )
 
     expected = recount(competition_id)
     comp = db.scalars(select(Competition).where(Competition.id == competition_id)
                       .execution_options(populate_existing=True)).one()
+    places = db.execute(select(CompetitionPlace.place_no, CompetitionPlace.entry_id)
+                        .where(CompetitionPlace.competition_id == competition_id)).all()
     quota = {q.org_id: q.active_count for q in db.scalars(
         select(CompetitionQuotaCount).where(CompetitionQuotaCount.competition_id == competition_id)
         .execution_options(populate_existing=True)) if q.active_count}
     teams = {t.id: t.member_count for t in db.scalars(
         select(CompetitionTeam).where(CompetitionTeam.competition_id == competition_id)
         .execution_options(populate_existing=True)) if t.member_count}
-    assert (comp.held_count, comp.waitlisted_count, quota, teams) == (
-        expected["held"], expected["waitlisted"], expected["quota"], expected["teams"])
-    assert comp.held_count <= comp.capacity
+    holders = sorted(e for _, e in places if e is not None)
+    assert (holders, quota, teams) == (expected["holders"], expected["quota"], expected["teams"])
+    assert len(places) == comp.capacity
     if comp.org_quota:
         assert all(n <= comp.org_quota for n in quota.values())
     arrivals = db.execute(select(CompetitionEntry.arrival_no, CompetitionEntry.team_id, CompetitionEntry.id).where(
@@ -132,4 +139,6 @@ def assert_counters_exact(competition_id: int) -> None:
     units = {}
     for arrival, team_id, entry_id in arrivals:  # one arrival number per entry, or per team
         units.setdefault(arrival, set()).add(team_id or -entry_id)
-    assert all(len(u) == 1 for u in units.values()) and max(units, default=0) <= comp.arrival_seq
+    last = db.scalar(select(CompetitionCounter.last_arrival_no).where(CompetitionCounter.competition_id == competition_id)
+                     .execution_options(populate_existing=True))
+    assert all(len(u) == 1 for u in units.values()) and max(units, default=0) <= last

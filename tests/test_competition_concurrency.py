@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from server.errors import ServiceError
 from server.extensions import db
-from server.models import CompetitionEntry, Person
+from server.models import Competition, CompetitionEntry, Person
 from server.models.competitions import CompetitionTeam
 from server.services import competitions
 from tests.api import bearer, make_world
@@ -203,4 +203,115 @@ def test_counters_stay_exact_after_a_mixed_rush(app):
     url = f"/api/v1/competitions/{comp.id}/entries"
     _all_at_once([_request(app, "DELETE", url + "/mine", t) for _, t in early[::2]] +
                  [_request(app, "POST", url, t) for t in late])
+    assert_counters_exact(comp.id)
+
+
+# -- places as rows: claims that fail, claims that wait --------------------------------------------
+
+def _in_thread(app, name: str, call) -> tuple[threading.Thread, list]:
+    """``_service(app, call)`` in a named thread, started; its result lands in the returned list."""
+    out: list = []
+
+    def run():
+        try:
+            out.append(_service(app, call)())
+        except RuntimeError as exc:  # _service removed the session: the transaction rolled back
+            out.append(("failed", str(exc)))
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread, out
+
+
+def _pause_after_seating(monkeypatch, thread_name: str, fail: bool):
+    """In thread ``thread_name``, stop once the unit's outcome is decided (its places locked, its numbers not yet
+    taken) until the returned ``go`` event, then fail (the request rolls back) or go on."""
+    seated, go = threading.Event(), threading.Event()
+    real = competitions._numbers
+
+    def numbers(competition_id, **kwargs):
+        if threading.current_thread().name == thread_name:
+            seated.set()
+            assert go.wait(60)
+            if fail:
+                raise RuntimeError("the request fails after claiming its place")
+        return real(competition_id, **kwargs)
+
+    monkeypatch.setattr(competitions, "_numbers", numbers)
+    return seated, go
+
+
+def _wait_until_blocked(app, seconds: float = 20) -> None:
+    """Until another session of this database waits for a lock (the second request is queued on the first)."""
+    import time
+
+    from sqlalchemy import text
+
+    engine = app.extensions["unionhub"]["engine"]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND wait_event_type = 'Lock'")).scalar():
+                return
+        time.sleep(0.02)
+    raise AssertionError("the second request never waited for the first one's place")
+
+
+def _go_once_blocked(app, go: threading.Event, *threads: threading.Thread) -> None:
+    """Let the paused request go on once the second one waits for it, and wait for both."""
+    try:
+        _wait_until_blocked(app)
+    finally:
+        go.set()
+    for thread in threads:
+        thread.join(60)
+
+
+def test_a_place_claimed_by_a_request_that_then_fails_goes_to_the_sign_up_waiting_for_it(app, monkeypatch):
+    """The last place is being claimed when a second sign-up arrives: it waits for that claim instead of joining
+    the waiting list (SKIP LOCKED alone would skip it); the claimer fails and rolls back, and the place is not
+    lost: the second sign-up has it."""
+    from tests.competition_helpers import assert_counters_exact
+
+    world = make_world()
+    comp = make_competition(world, capacity=1)
+    doomed, second = entrant(world)[0].id, entrant(world)[0].id
+    seated, go = _pause_after_seating(monkeypatch, "doomed", fail=True)
+    first_thread, first_result = _in_thread(app, "doomed", lambda: competitions.sign_up(db.get(Person, doomed), comp.id))
+    assert seated.wait(30)
+    second_thread, second_result = _in_thread(app, "second",
+                                              lambda: competitions.sign_up(db.get(Person, second), comp.id).status)
+    _go_once_blocked(app, go, first_thread, second_thread)
+    assert first_result == [("failed", "the request fails after claiming its place")]
+    assert second_result == [("ok", "confirmed")]
+    assert [(e.person_id, e.status, e.arrival_no) for e in _entries(comp.id)] == [(second, "confirmed", 1)]
+    assert_counters_exact(comp.id)  # its place row holds it, and nobody waits
+
+
+def test_a_team_that_must_wait_keeps_the_free_places_from_a_team_behind_it(app, monkeypatch):
+    """Two places are free; a team of three decides to wait (it locked the two places it could not use) and a team
+    of two arrives meanwhile: it waits for the first team's decision, then sees it waiting and queues behind it
+    (nobody overtakes a waiting team)."""
+    from tests.competition_helpers import assert_counters_exact, make_team
+
+    world = make_world()
+    comp = make_competition(world, capacity=4, entry_mode="team", team_min=2, team_max=3)
+    first_in, big, small = make_team(world, comp.id, 2), make_team(world, comp.id, 3), make_team(world, comp.id, 2)
+    competitions.submit_team(db.get(Person, first_in[1][0]), first_in[0])
+    db.commit()
+    seated, go = _pause_after_seating(monkeypatch, "big", fail=False)
+
+    def submit(team):
+        return lambda: competitions.submit_team(db.get(Person, team[1][0]), team[0]).id
+
+    big_thread, big_result = _in_thread(app, "big", submit(big))
+    assert seated.wait(30)
+    small_thread, small_result = _in_thread(app, "small", submit(small))
+    _go_once_blocked(app, go, big_thread, small_thread)
+    assert big_result == [("ok", big[0])] and small_result == [("ok", small[0])]
+    waiting = competitions.waitlist_positions(comp.id)
+    by_team = {e.team_id: waiting.get(e.id) for e in _entries(comp.id)}
+    assert (by_team[first_in[0]], by_team[big[0]], by_team[small[0]]) == (None, 1, 2)
+    assert competitions.places_left(db.get(Competition, comp.id)) == 2
     assert_counters_exact(comp.id)

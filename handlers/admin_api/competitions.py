@@ -1,7 +1,7 @@
 """The staff side of skill competitions: create and edit, entries and the waiting list, teams, check-in.
 
 Unit of work: the on-behalf sign-up and team-submit views commit right after the service returns, before
-serialising (the competition's row lock is held until the commit); see handlers/api/competitions.py.
+serialising (the sign-up's locks are held until the commit); see handlers/api/competitions.py.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class Entries(MethodView):
     def post(self, args, competition_id):
         """An enterprise union officer signs up a worker of their own union (same answers as the worker's sign-up)."""
         entry = competitions.sign_up_on_behalf(current_staff(), competition_id, args["person_id"])
-        db.commit()  # release the competition's row lock before serialising
+        db.commit()  # release the sign-up's locks before serialising
         return competitions.entry_view(entry, for_staff=True)
 
 
@@ -190,7 +190,7 @@ class SubmitTeam(MethodView):
     def post(self, team_id):
         """Submit the union's team as a unit (as the captain's submit)."""
         team = competitions.submit_team(current_staff(), team_id)
-        db.commit()  # release the competition's row lock before serialising
+        db.commit()  # release the sign-up's locks before serialising
         return competitions.team_view(team)
 
 

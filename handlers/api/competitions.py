@@ -1,9 +1,9 @@
 """The worker's side of skill competitions: browse, sign up, teams, withdraw, accept an offer, check in.
 
 Unit of work: like every request, these commit once, but the sign-up and team-submit views commit right after
-the service returns, before the answer is serialised: the service has locked the competition's row (and a quota
-row) and the lock is held until the commit, so nothing else may run in between.  A 4xx raised by the service
-still rolls everything back (the commit is never reached).
+the service returns, before the answer is serialised: the service holds the competition's gate (shared), the
+entry's place row (or a quota row) until the commit, so nothing else should run in between.  A 4xx raised by the
+service still rolls everything back (the commit is never reached).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Entries(MethodView):
         (with ``current_state``), org_quota_full, team_entry_required.
         """
         entry = competitions.sign_up(current_person(), competition_id)
-        db.commit()  # release the competition's row lock before serialising (see the module docstring)
+        db.commit()  # release the locks before serialising (see the module docstring)
         return competitions.entry_view(entry)
 
 
@@ -160,7 +160,7 @@ class SubmitTeam(MethodView):
         pending_approval) or waits as one entry (waitlisted, ``position``).  409 team_size, org_quota_full,
         invalid_state (with ``current_state``); 403 not_captain."""
         team = competitions.submit_team(current_person(), team_id)
-        db.commit()  # as sign-up: release the competition's row lock first
+        db.commit()  # as sign-up: release the locks first
         return competitions.team_view(team)
 
 

@@ -6,7 +6,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event, func, inspect, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONType, TimestampMixin, utcnow
@@ -42,10 +42,6 @@ class Competition(TimestampMixin, Base):
         CheckConstraint("signup_start < signup_end", name="signup_window"),
         CheckConstraint("org_quota_kind IN ('district', 'enterprise')", name="org_quota_kind"),
         CheckConstraint("offer_hours > 0", name="offer_hours"),
-        # The counters kept by sign-up and every place-changing path (see server/services/competitions.py);
-        # these checks are the last line: no code path can overbook or count below zero.
-        CheckConstraint("held_count >= 0 AND held_count <= capacity", name="held_count"),
-        CheckConstraint("waitlisted_count >= 0", name="waitlisted_count"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -67,14 +63,8 @@ class Competition(TimestampMixin, Base):
     offer_hours: Mapped[int] = mapped_column(default=48, server_default="48")
     # The token printed in the venue's check-in QR code (mini-program scan); unguessable.
     venue_code: Mapped[str | None] = mapped_column(String(64), unique=True, default=new_token)
-    # Last candidate number handed out (taken under the competition's row lock).
-    last_candidate_no: Mapped[int] = mapped_column(default=0, server_default="0")
-    # Places held (people in pending_approval, confirmed or offered entries).
-    held_count: Mapped[int] = mapped_column(default=0, server_default="0")
-    # Entries on the waiting list (a team is one entry).
-    waitlisted_count: Mapped[int] = mapped_column(default=0, server_default="0")
-    # Last arrival number handed out: an entry's (or a team's) place in the arrival order.
-    arrival_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The places are rows of competition_places (exactly ``capacity`` of them, kept so on insert and on every
+    # capacity change by the mapper events below); arrival and candidate numbers come from competition_counters.
     eligibility: Mapped[dict] = mapped_column(JSONType, default=dict)
     entry_mode: Mapped[str] = mapped_column(String(16), default="individual")
     team_min: Mapped[int | None]
@@ -166,8 +156,82 @@ class CompetitionQuotaCount(Base):
     active_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
+class CompetitionPlace(Base):
+    """One of a competition's places: a competition has exactly ``capacity`` rows, and ``entry_id`` is the entry
+    holding the place (pending_approval, confirmed or offered), NULL while it is free.
+
+    Capacity is a structural fact: an entry holds at most one place (unique ``entry_id``), and there are no more
+    places than rows.  Sign-ups claim free rows with ``FOR UPDATE SKIP LOCKED`` (see
+    server/services/competitions.py), so concurrent sign-ups do not queue on one row.
+    """
+
+    __tablename__ = "competition_places"
+    __table_args__ = (
+        Index("ix_competition_places_free", "competition_id", "place_no",
+              sqlite_where=text("entry_id IS NULL"), postgresql_where=text("entry_id IS NULL")),
+    )
+
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id"), primary_key=True)
+    place_no: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("competition_entries.id"), unique=True)
+
+
+class CompetitionCounter(Base):
+    """A competition's numbering: the last arrival number and the last candidate number handed out.
+
+    On PostgreSQL it is bumped like a sequence, in a short transaction of its own (so no request holds its row
+    lock); a number whose request then fails is simply never used.  See server/services/competitions.py.
+    """
+
+    __tablename__ = "competition_counters"
+
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id"), primary_key=True, autoincrement=False)
+    last_arrival_no: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_candidate_no: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+def _add_places(connection, competition_id: int, first: int, last: int) -> None:
+    """Place rows ``first``..``last`` (one INSERT ... SELECT over a recursive series, on both backends)."""
+    if last >= first:
+        connection.execute(text(
+            "WITH RECURSIVE n(x) AS (SELECT CAST(:first AS INTEGER) UNION ALL SELECT x + 1 FROM n WHERE x < :last) "
+            "INSERT INTO competition_places (competition_id, place_no) SELECT :cid, x FROM n"),
+            {"cid": competition_id, "first": first, "last": last})
+
+
+@event.listens_for(Competition, "after_insert")
+def _new_competition_places(mapper, connection, target: Competition) -> None:
+    """A new competition gets its ``capacity`` places and its counters, in the same transaction."""
+    connection.execute(CompetitionCounter.__table__.insert().values(competition_id=target.id))
+    _add_places(connection, target.id, 1, target.capacity)
+
+
+@event.listens_for(Competition, "after_update")
+def _resize_places(mapper, connection, target: Competition) -> None:
+    """A capacity change adds place rows, or deletes free ones (the highest numbers first).
+
+    The services check first that the places held fit (and lock the competition); a change that would drop a
+    held place fails here instead of losing it.
+    """
+    if not inspect(target).attrs.capacity.history.has_changes():
+        return
+    places = CompetitionPlace.__table__
+    count, top = connection.execute(select(func.count(), func.coalesce(func.max(places.c.place_no), 0))
+                                    .where(places.c.competition_id == target.id)).one()
+    if target.capacity > count:
+        _add_places(connection, target.id, top + 1, top + target.capacity - count)
+    elif target.capacity < count:
+        surplus = count - target.capacity
+        free = (select(places.c.place_no).where(places.c.competition_id == target.id, places.c.entry_id.is_(None))
+                .order_by(places.c.place_no.desc()).limit(surplus).scalar_subquery())
+        deleted = connection.execute(places.delete().where(places.c.competition_id == target.id,
+                                                           places.c.place_no.in_(free))).rowcount
+        if deleted != surplus:
+            raise ValueError(f"competition {target.id}: capacity {target.capacity} is below the places held")
+
+
 class CompetitionEntry(TimestampMixin, Base):
-    """One person's entry in one competition; ``arrival_no`` (the competition's ``arrival_seq``) orders the waiting list.
+    """One person's entry in one competition; ``arrival_no`` (from competition_counters) orders the waiting list.
 
     The partial unique index ``uq_competition_entries_active`` is what makes
     "one active entry per person and competition" a database fact.
@@ -189,8 +253,8 @@ class CompetitionEntry(TimestampMixin, Base):
     quota_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))  # the union its quota counts in
     entered_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # an officer on the worker's behalf
     team_id: Mapped[int | None] = mapped_column(ForeignKey("competition_teams.id"), index=True)
-    # Arrival order, from the competition's arrival_seq when the entry (or its team) took a place or joined the
-    # waiting list; a team's members share one number.
+    # Arrival order, from competition_counters when the entry (or its team) took a place or joined the waiting
+    # list; a team's members share one number.
     arrival_no: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(20))
     status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -202,7 +266,7 @@ class CompetitionEntry(TimestampMixin, Base):
     checked_in_via: Mapped[str | None] = mapped_column(String(16))  # staff | wechat | miniprogram
     checked_in_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
-    #: Not a column: the waiting-list position sign-up counted under the lock (saves a query in its answer).
+    #: Not a column: the waiting-list position sign-up worked out (saves a query in its answer).
     known_position = None
 
     competition: Mapped[Competition] = relationship()

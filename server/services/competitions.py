@@ -2,50 +2,70 @@
 
 Places under a sign-up rush
 ---------------------------
-The competition row keeps counters: ``held_count`` (people in
-``pending_approval``, ``confirmed`` or ``offered`` entries), ``waitlisted_count``
-(entries on the waiting list; a team is one entry) and ``arrival_seq`` (the
-last arrival number handed out).  ``competition_quota_counts`` keeps, per
-competition and quota organisation, the entries counted in its quota.  A
-sign-up takes a place with one conditional UPDATE, O(1) however many
-entries there are::
+Nothing a sign-up does waits for another sign-up's commit.  A competition's
+places are rows of ``competition_places``, exactly ``capacity`` of them
+(created with the competition and kept so on every capacity change), each
+free or held by one entry (``entry_id``, unique): capacity cannot be exceeded,
+whatever the code does.  A sign-up, in one short transaction:
 
-    UPDATE competitions SET arrival_seq = arrival_seq + 1,
-           held_count = held_count + CASE WHEN <fits> THEN n ELSE 0 END,
-           waitlisted_count = waitlisted_count + CASE WHEN <fits> THEN 0 ELSE 1 END, ...
-     WHERE id = :id AND status = 'published'
-    RETURNING arrival_seq, waitlisted_count, needs_approval, last_candidate_no
+1. passes the competition's *gate* shared (below) and loads the competition;
+2. INSERTs its entry (``ON CONFLICT DO NOTHING`` on the partial unique index
+   ``uq_competition_entries_active``: no row means ``already_entered``) and,
+   with an organisation quota, takes the quota with a conditional UPDATE of the
+   quota row (``active_count + n <= org_quota``): every refusal comes before 3;
+3. when nobody waits, claims the lowest free place nobody else is claiming::
 
-    <fits>: waitlisted_count = 0 AND held_count + n <= capacity (on the row as locked)
+       UPDATE competition_places SET entry_id = :entry
+        WHERE competition_id = :c AND place_no = (SELECT place_no FROM competition_places
+              WHERE competition_id = :c AND entry_id IS NULL ORDER BY place_no LIMIT 1 FOR UPDATE SKIP LOCKED)
 
-A returned ``waitlisted_count`` of 0 means the places were taken (confirmed,
-or pending_approval), otherwise it is the new entry's waiting-list position
-(``waitlisted_count = 0`` in <fits>: nobody overtakes the waiting list, even
-after a capacity raise).  The quota is the same kind of UPDATE on the quota row
-(``active_count + n <= org_quota``).  Everything else happens before: the
-eligibility rules and the INSERT of the entry itself, whose partial unique index ``uq_competition_entries_active``
-(``ON CONFLICT DO NOTHING`` on it) is the real guard of "one active entry per
-person": no row inserted means ``already_entered``.  After the UPDATE only
-the entry's own row and one audit row are written, and the sign-up handlers
-commit as soon as the service returns (before serialising the answer), so
-the competition's row lock is held for three statements and the commit.
+   When every free place is being claimed, it waits for those claims (the same
+   UPDATE without ``SKIP LOCKED``): a claim that rolls back leaves its place to
+   this sign-up, so a place is never left free while a later sign-up goes to the
+   waiting list.  After such a wait it checks the waiting list again: nobody
+   overtakes someone waiting (and a head team that needs more places than are
+   free keeps later sign-ups waiting too);
+4. takes its arrival number (and, when confirmed, its candidate number) from
+   ``competition_counters``, bumped like ``nextval``: one UPDATE ... RETURNING
+   in an autocommit transaction of its own on another connection, so its row
+   lock lasts one statement.  The time it returns is taken under that lock, so
+   ``status_changed_at`` follows arrival order.  Numbers are taken after the
+   outcome: a unit that took places has a lower number than every unit that then
+   had to wait, so arrival order and outcomes agree;
+5. writes the entry's state and an audit row, and the handler commits at once.
 
-Every other path that changes places (withdrawal, rejection, removal,
-approval, an offer confirmed or expiring, a promotion, a team's submission or
-withdrawal) locks, in this one order, the team row, the quota rows (by org
-id) and the competition row, re-reads the entries, and moves them with
-:func:`_move`, which changes the counters by the same deltas as the statuses;
-a capacity edit locks the competition and compares with ``held_count``.
-CHECK constraints (``0 <= held_count <= capacity``, counters >= 0) are the
-last line.  Waiting-list order is arrival order: ``arrival_no``, taken from
-``arrival_seq`` under the lock (a team's members share one number).
+A waiting unit's position in the answer is its arrival number less the numbers
+below it that are no longer waiting: the numbers below it not yet visible
+belong to sign-ups still committing that had to wait as well.  It is exact
+unless a request below it rolled back after taking its number (every refusal
+comes before that; a crash or failed commit leaves a gap); the views
+(``waitlist_position``, ``waitlist_length``, ``places_left``) always count
+committed rows through indexes.  On SQLite the one write lock serialises
+writers anyway: the same statements without the locking clauses.
+
+The gate is a transaction-level advisory lock per competition
+(``pg_advisory_xact_lock[_shared](GATE, id)``; on SQLite the write lock):
+sign-up, team submission, team creation and joins take it shared; every path
+that moves places or the waiting list (withdrawal, rejection, removal,
+approval, an offer confirmed or expiring, a promotion, a team's withdrawal, a
+capacity or status edit) takes it exclusive, and then locks, in this one order,
+the competition row, the team row and the quota rows (by org id), re-reads the
+entries and moves them with :func:`_move` (their places, quota counts and
+team counts follow their status).  So those paths never run beside a sign-up
+of the same competition, and they see every sign-up before them committed.
+PostgreSQL queues advisory locks fairly: a waiting exclusive request holds
+back later shared ones, so a withdrawal is not starved by a rush.  Waiting-list
+order is arrival order (``arrival_no``; a team's members share one number).
 
 A place freed by a withdrawal, rejection, removal or expired offer goes at
 once to the head of the waiting list as an *offer* (``offered``, deadline
 ``offer_hours``); a head team needing more places than are free waits (no
-overtaking).  A capacity raise does not promote by itself: staff promote by
-hand.  The organisation quota counts every entry in ``COUNTED_STATUSES``
-(waitlisted too), so a promotion never pushes an organisation over it.
+overtaking).  A capacity raise adds free places but does not promote by
+itself: staff choose whom to promote by hand (and new sign-ups still queue
+behind the waiting list).  A capacity cut deletes free places only, never
+below the places held.  The organisation quota counts every entry in
+``COUNTED_STATUSES`` (waitlisted too), so a promotion never pushes an
+organisation over it.
 
 Teams
 -----
@@ -63,13 +83,17 @@ promote, offer, confirm, expire, withdraw act on the whole team).
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import and_, case, func, select, text, update
+from sqlalchemy import and_, bindparam, case, create_engine, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server.errors import Conflict, Forbidden, NotFound, ServiceError
 from server.extensions import db
@@ -93,12 +117,14 @@ from server.models.competitions import (
     COUNTED_STATUSES,
     HOLDING_STATUSES,
     TEAM_STATUS_LABELS,
+    CompetitionPlace,
     CompetitionQuotaCount,
     CompetitionTeam,
     TeamStatus,
     new_token,
 )
-from server.services.audit import record_audit
+from server.models.audit import AuditEntry
+from server.services.audit import actor_ref, record_audit
 from server.services.auth import in_scope, require_in_scope, require_role, scope_filter
 from server.services.txn import insert_ignore
 from server.timeutil import CHINA, fmt_local
@@ -107,10 +133,13 @@ E = EntryStatus
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
 HOLDING = [s.value for s in HOLDING_STATUSES]
 COUNTED = [s.value for s in COUNTED_STATUSES]
-C, Q, T, CE = Competition, CompetitionQuotaCount, CompetitionTeam, CompetitionEntry
-COUNTERS = ("held_count", "waitlisted_count", "arrival_seq", "last_candidate_no")
-#: Counter updates are not edits of the competition: they leave ``updated_at`` alone.
+#: An entry in one of these states has had its arrival number and is no longer waiting.
+SETTLED = [s.value for s in EntryStatus if s not in (E.WAITLISTED, E.FORMING)]
+C, Q, T, CE, P = Competition, CompetitionQuotaCount, CompetitionTeam, CompetitionEntry, CompetitionPlace
+#: SQLite's write lock is taken with a no-op UPDATE, which is not an edit of the competition: ``updated_at`` stays.
 KEEP_UPDATED_AT = {"updated_at": C.updated_at}
+#: The advisory lock class of the competitions' gates on PostgreSQL: ``pg_advisory_xact_lock[_shared](GATE, id)``.
+GATE = 0x5548
 #: The admission QR code's payload is this prefix plus the entry's unguessable token.
 ADMISSION_PREFIX = "UHE:"
 #: Offers due within this time get a reminder from the sweep.
@@ -124,8 +153,7 @@ COMPETITION_FIELDS = ("name", "trade", "level", "organiser_org_id", "description
                       "theory_weight", "practical_weight", "status")
 #: A new competition's values where the request says nothing.
 NEW_DEFAULTS = dict(status="draft", eligibility={}, entry_mode="individual", needs_approval=False, theory_weight=30,
-                    practical_weight=70, offer_hours=48, org_quota_kind="enterprise", last_candidate_no=0,
-                    held_count=0, waitlisted_count=0, arrival_seq=0)
+                    practical_weight=70, offer_hours=48, org_quota_kind="enterprise")
 #: Allowed competition status changes (PATCH status).
 STATUS_FLOW = {"draft": {"published", "cancelled"}, "published": {"cancelled", "finished"},
                "cancelled": set(), "finished": set()}
@@ -157,15 +185,81 @@ def _postgres() -> bool:
 
 # -- loading and locking ---------------------------------------------------------------------------
 
-def lock_competition(competition_id: int) -> Competition:
-    """The competition's row, locked for the rest of the transaction (``SELECT ... FOR UPDATE``; on SQLite a
-    no-op UPDATE takes the single write lock at once instead of failing to upgrade a read later)."""
-    if not _postgres():
+_GATES = {exclusive: select((func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared)(
+    GATE, bindparam("id"))) for exclusive in (False, True)}
+
+
+def _gate(competition_id: int, exclusive: bool) -> None:
+    """Pass the competition's gate for the rest of the transaction: shared for the paths that only add (sign-up,
+    team submission, team creation and joins), exclusive for every path that moves places or the waiting list
+    (see the module docstring).  PostgreSQL: a transaction-level advisory lock (queued fairly: a waiting exclusive
+    request holds back later shared ones).  SQLite: a no-op UPDATE takes the single write lock at once, instead of
+    failing to upgrade a read later."""
+    if _postgres():
+        db.execute(_GATES[exclusive], {"id": competition_id})
+    else:
         db.execute(update(C).where(C.id == competition_id).values(**KEEP_UPDATED_AT)
                    .execution_options(synchronize_session=False))
-    competition = db.scalar(select(C).where(C.id == competition_id).with_for_update()
-                            .execution_options(populate_existing=True))
+
+
+def _columns(model) -> list[tuple[str, object]]:
+    mapper = model.__mapper__
+    return [(mapper.get_property_by_column(column).key, column) for column in mapper.local_table.c]
+
+
+_COMPETITION_COLUMNS, _ORG_COLUMNS = _columns(C), _columns(Organisation)
+_LOAD_WITH_ORG = (select(*(c for _, c in _COMPETITION_COLUMNS), *(c for _, c in _ORG_COLUMNS))
+                  .select_from(C.__table__.outerjoin(Organisation.__table__, Organisation.id == bindparam("org_id")))
+                  .where(C.id == bindparam("competition_id")))
+
+
+def _attached(model, values: dict):
+    """The ORM object for a row read with Core: the session's own one, refreshed, or a new one attached to the
+    session as loaded (what a query with ``populate_existing`` gives, without the ORM's per-row cost)."""
+    obj = db.identity_map.get(db.identity_key(model, values["id"]))
+    if obj is None:
+        obj = model(**values)
+        make_transient_to_detached(obj)
+        db.add(obj)
+    else:
+        for key, value in values.items():
+            set_committed_value(obj, key, value)
+    return obj
+
+
+def _load(competition_id: int, for_update: bool = False, person: Person | None = None) -> Competition | None:
+    """The competition as it now is; with ``person``, their organisation too, in the same (Core) query, set as
+    ``person.org``: the sign-up's eligibility and quota rules then cost no query."""
+    if person is None or person.org_id is None:
+        query = select(C).where(C.id == competition_id).execution_options(populate_existing=True)
+        return db.scalar(query.with_for_update() if for_update else query)
+    db.flush()  # a Core query does not autoflush, and the objects it refreshes must have no pending changes
+    row = db.execute(_LOAD_WITH_ORG, {"competition_id": competition_id, "org_id": person.org_id}).first()
+    if row is None:
+        return None
+    n = len(_COMPETITION_COLUMNS)
+    org = {key: row[n + i] for i, (key, _) in enumerate(_ORG_COLUMNS)}
+    set_committed_value(person, "org", _attached(Organisation, org) if org["id"] is not None else None)
+    return _attached(C, {key: row[i] for i, (key, _) in enumerate(_COMPETITION_COLUMNS)})
+
+
+def lock_competition(competition_id: int) -> Competition:
+    """The competition behind its exclusive gate, and its row locked, for the rest of the transaction."""
+    _gate(competition_id, exclusive=True)
+    competition = _load(competition_id, for_update=True)
     if competition is None:
+        raise NotFound("找不到该竞赛")
+    return competition
+
+
+def _enter(competition_id: int, person: Person | None = None) -> Competition:
+    """A competition workers may see, behind its shared gate, as it is now (sign-up and the team paths); with
+    ``person``, their organisation is loaded in the same query."""
+    if not 0 < competition_id < 2**31:
+        raise NotFound("找不到该竞赛")
+    _gate(competition_id, exclusive=False)
+    competition = _load(competition_id, person=person)
+    if competition is None or competition.status == "draft":
         raise NotFound("找不到该竞赛")
     return competition
 
@@ -175,12 +269,11 @@ def _lock_team(team_id: int) -> CompetitionTeam:
 
 
 def _lock_unit(entry: CompetitionEntry) -> tuple[Competition, list[CompetitionEntry]]:
-    """Lock the team row, the quota rows (by org id) and the competition row, in that order on every path (no
-    deadlocks); answer the competition and the entries that move with ``entry``: itself, or its submitted
-    team's entries in the same state."""
+    """Lock the competition (exclusive gate, then its row), the team row and the quota rows (by org id), in that
+    order on every path (no deadlocks); answer the competition and the entries that move with ``entry``: itself,
+    or its submitted team's entries in the same state."""
     competition_id, team_id = entry.competition_id, entry.team_id
-    if not _postgres():
-        lock_competition(competition_id)  # SQLite: the one write lock first
+    competition = lock_competition(competition_id)
     if team_id:
         _lock_team(team_id)
         orgs = set(db.scalars(select(CE.quota_org_id).where(CE.team_id == team_id)))
@@ -190,7 +283,6 @@ def _lock_unit(entry: CompetitionEntry) -> tuple[Competition, list[CompetitionEn
     if orgs:
         db.execute(select(Q.org_id).where(Q.competition_id == competition_id, Q.org_id.in_(orgs))
                    .order_by(Q.org_id).with_for_update())
-    competition = lock_competition(competition_id)
     db.refresh(entry)
     if not team_id or entry.status == E.FORMING.value:
         return competition, [entry]
@@ -240,7 +332,23 @@ def staff_entry(competition: Competition, entry_id: int) -> CompetitionEntry:
 # -- counting --------------------------------------------------------------------------------------
 
 def places_left(competition: Competition) -> int:
-    return max(competition.capacity - competition.held_count, 0)
+    """Free place rows (the partial index of free places)."""
+    return db.scalar(select(func.count()).select_from(P).where(P.competition_id == competition.id,
+                                                                P.entry_id.is_(None)))
+
+
+def places_held(competition_id: int) -> int:
+    return db.scalar(select(func.count()).select_from(P).where(P.competition_id == competition_id,
+                                                                P.entry_id.is_not(None)))
+
+
+def _counts(ids: list[int]) -> dict[int, tuple[int, int]]:
+    """``{competition id: (places left, waiting-list length)}`` for many competitions in two queries."""
+    free = dict(db.execute(select(P.competition_id, func.count()).where(P.competition_id.in_(ids), P.entry_id.is_(None))
+                           .group_by(P.competition_id)).all())
+    waiting = dict(db.execute(select(CE.competition_id, func.count(CE.arrival_no.distinct())).where(
+        CE.competition_id.in_(ids), CE.status == E.WAITLISTED.value).group_by(CE.competition_id)).all())
+    return {i: (free.get(i, 0), waiting.get(i, 0)) for i in ids}
 
 
 def waitlist_positions(competition_id: int) -> dict[int, int]:
@@ -257,7 +365,7 @@ def waitlist_position(entry: CompetitionEntry) -> int | None:
     """1 for the first on the waiting list (arrival order)."""
     if entry.status != E.WAITLISTED.value:
         return None
-    if entry.known_position is not None:  # counted under the lock by sign-up
+    if entry.known_position is not None:  # worked out by sign-up
         return entry.known_position
     return db.scalar(select(func.count(CE.arrival_no.distinct())).where(
         CE.competition_id == entry.competition_id, CE.status == E.WAITLISTED.value, CE.arrival_no <= entry.arrival_no))
@@ -362,24 +470,49 @@ def _quota_org_id(competition: Competition, person: Person) -> int | None:
                                                    Organisation.kind == competition.org_quota_kind))
 
 
-# -- the counters ----------------------------------------------------------------------------------
+# -- places and numbers ----------------------------------------------------------------------------
 
 def _insert_entry(competition: Competition, person: Person, staff: Staff | None, status: EntryStatus,
-                  team_id: int | None = None) -> CompetitionEntry:
+                  team_id: int | None = None, look_for_waiting: bool = False) -> tuple[CompetitionEntry, bool | None]:
     """INSERT the person's entry unless they hold an active one: ``ON CONFLICT DO NOTHING`` on the partial unique
-    index of active entries, so no row means ``already_entered`` whoever raced whom."""
-    insert = pg_insert if _postgres() else sqlite_insert
+    index of active entries, so no row means ``already_entered`` whoever raced whom.
+
+    Answers the entry (attached to the session as loaded: no query) and, with ``look_for_waiting`` on
+    PostgreSQL, whether someone is on the waiting list, asked in the same statement (else None).
+    """
     now = _now()
-    entry = db.scalars(insert(CE).values(
-        competition_id=competition.id, person_id=person.id, org_id=person.org_id,
-        quota_org_id=_quota_org_id(competition, person), entered_by_staff_id=staff.id if staff else None,
-        team_id=team_id, status=status.value, status_changed_at=now, admission_token=new_token(),
-        created_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=["competition_id", "person_id"], index_where=text(_ACTIVE_SQL))
-        .returning(CE)).first()
-    if entry is None:
+    values = dict(competition_id=competition.id, person_id=person.id, org_id=person.org_id,
+                  quota_org_id=_quota_org_id(competition, person), entered_by_staff_id=staff.id if staff else None,
+                  team_id=team_id, arrival_no=None, status=status.value, status_changed_at=now, reason=None,
+                  offer_expires_at=None, candidate_number=None, admission_token=new_token(), checked_in_at=None,
+                  checked_in_via=None, checked_in_by_staff_id=None, created_at=now, updated_at=now)
+    row = db.execute(_insert_statement(_postgres(), look_for_waiting and _postgres()), values).first()
+    if row is None:
         raise _already_entered(person_entry(person, competition.id))
-    return entry
+    entry = CE(id=row[0], **values)
+    make_transient_to_detached(entry)
+    db.add(entry)
+    set_committed_value(entry, "competition", competition)  # (held: the session only holds objects weakly)
+    return entry, (row[1] if len(row) > 1 else None)
+
+
+_INSERTS: dict = {}
+
+
+def _insert_statement(postgres: bool, look_for_waiting: bool):
+    """The entry's INSERT ... ON CONFLICT DO NOTHING RETURNING id[, someone waiting], built once (executed with
+    parameters it costs no compilation and little else)."""
+    key = (postgres, look_for_waiting)
+    if key not in _INSERTS:
+        table = CE.__table__
+        returning = [table.c.id]
+        if look_for_waiting:
+            returning.append(exists().where(*_waiting_clauses(bindparam("competition_id"), _OTHERS)))
+        insert_ = (pg_insert if postgres else sqlite_insert)(table).values(
+            {column: bindparam(column.key) for column in table.c if column.key != "id"})
+        _INSERTS[key] = insert_.on_conflict_do_nothing(index_elements=["competition_id", "person_id"],
+                                                       index_where=text(_ACTIVE_SQL)).returning(*returning)
+    return _INSERTS[key]
 
 
 def _take_quota(competition: Competition, orgs: Counter) -> None:
@@ -398,54 +531,165 @@ def _take_quota(competition: Competition, orgs: Counter) -> None:
             raise Conflict("org_quota_full", f"您所在单位的报名名额（{competition.org_quota}人）已满")
 
 
-def _take_places(competition: Competition, n: int) -> tuple[EntryStatus, int, int | None, int]:
-    """Take ``n`` places at once, or one place on the waiting list, in one UPDATE: (status, arrival_no,
-    waiting-list position, last candidate number).  This locks the competition row until the commit.
+_BUMP = ("UPDATE competition_counters SET last_arrival_no = last_arrival_no + :arrivals, "
+         "last_candidate_no = last_candidate_no + :candidates WHERE competition_id = :competition_id "
+         "RETURNING last_arrival_no, last_candidate_no")
+#: Units below an arrival number that no longer wait (or never did): a waiting unit's position is the difference.
+_SETTLED_BELOW = ("SELECT count(DISTINCT e.arrival_no) FROM competition_entries e WHERE e.competition_id = :competition_id"
+                  " AND e.status IN (" + ", ".join(f"'{s}'" for s in SETTLED) + ") AND e.arrival_no < {below}")
+_BUMP_PG = (_BUMP + ", clock_timestamp()").replace(":arrivals", "%(arrivals)s").replace(
+    ":candidates", "%(candidates)s").replace(":competition_id", "%(competition_id)s")
+_BUMPS_PG = {False: _BUMP_PG, True: _BUMP_PG + ", (" + _SETTLED_BELOW.format(
+    below="competition_counters.last_arrival_no").replace(":competition_id", "%(competition_id)s") + ")"}
+_numbering_engines: dict = {}
+_numbering_lock = threading.Lock()
 
-    The entry fits when nobody waits and ``n`` places are free; then ``waitlisted_count`` stays 0, otherwise it
-    becomes at least 1: the returned ``waitlisted_count`` tells which happened (and is the position).
+
+def _numbering_engine():
+    """PostgreSQL: an engine of autocommit connections with ``synchronous_commit=off`` for the counters, one per
+    process and database (its pool is apart from the requests', which it can therefore never exhaust)."""
+    url = db.get_bind().url
+    key = (os.getpid(), url.render_as_string(hide_password=False))
+    engine = _numbering_engines.get(key)
+    if engine is None:
+        with _numbering_lock:
+            engine = _numbering_engines.get(key)
+            if engine is None:
+                engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=60,
+                                       pool_recycle=1800, pool_reset_on_return=None,
+                                       connect_args={"options": "-c synchronous_commit=off"})
+                _numbering_engines[key] = engine
+    return engine
+
+
+def _numbers(competition_id: int, arrivals: int = 0, candidates: int = 0,
+             settled: bool = False) -> tuple[int, int, datetime, int | None]:
+    """Hand out ``arrivals`` arrival numbers and ``candidates`` candidate numbers: (last arrival number, last
+    candidate number, the time they were taken, and with ``settled`` the units below that arrival number no
+    longer waiting, counted in the same statement on PostgreSQL).
+
+    PostgreSQL: like ``nextval``, in a transaction of its own on another connection, so no request waits for
+    another's commit; the counter row is locked only for that one statement, whose time (``clock_timestamp()``,
+    taken under that lock) therefore grows with the numbers.  A number whose request then rolls back is never
+    used (a gap).  Its commit is asynchronous: the request's own commit flushes the WAL past it, so a number a
+    committed entry uses survives a crash.  SQLite: in the request's transaction (it holds the write lock).
     """
-    fits = and_(C.waitlisted_count == 0, C.held_count + n <= C.capacity)
-    row = db.execute(update(C).where(C.id == competition.id, C.status == "published").values(
-        held_count=C.held_count + case((fits, n), else_=0),
-        waitlisted_count=C.waitlisted_count + case((fits, 0), else_=1),
-        arrival_seq=C.arrival_seq + 1,
-        last_candidate_no=C.last_candidate_no + case((and_(fits, ~C.needs_approval), n), else_=0), **KEEP_UPDATED_AT,
-    ).returning(C.arrival_seq, C.waitlisted_count, C.needs_approval, C.last_candidate_no)
-        .execution_options(synchronize_session=False)).first()
-    db.expire(competition, COUNTERS)
-    if row is None:
-        raise Conflict("window_closed", "该竞赛已停止报名")
-    if row.waitlisted_count:
-        return E.WAITLISTED, row.arrival_seq, row.waitlisted_count, row.last_candidate_no
-    return (E.PENDING_APPROVAL if row.needs_approval else E.CONFIRMED), row.arrival_seq, None, row.last_candidate_no
+    values = {"competition_id": competition_id, "arrivals": arrivals, "candidates": candidates}
+    if _postgres():
+        conn = _numbering_engine().raw_connection()  # a plain DBAPI connection: one statement, no ORM
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(_BUMPS_PG[settled], values)
+                row = cursor.fetchone()
+        finally:
+            conn.close()
+        return row[0], row[1], row[2], (row[3] if settled else None)
+    last_arrival, last_candidate = db.execute(text(_BUMP), values).one()
+    below = db.scalar(text(_SETTLED_BELOW.format(below=":below")), {**values, "below": last_arrival}) if settled else None
+    return last_arrival, last_candidate, _now(), below
 
 
-def _bump(competition: Competition, held: int = 0, waitlisted: int = 0, numbers: int = 0) -> int:
-    """Change the counters of a locked competition; answers the last candidate number handed out."""
-    values = {**KEEP_UPDATED_AT, "last_candidate_no": C.last_candidate_no + numbers}
-    if held:
-        values["held_count"] = C.held_count + held
-    if waitlisted:
-        values["waitlisted_count"] = C.waitlisted_count + waitlisted
-    last = db.scalar(update(C).where(C.id == competition.id).values(**values).returning(C.last_candidate_no)
-                     .execution_options(synchronize_session=False))
-    db.expire(competition, COUNTERS)
-    return last
+def _waiting_clauses(competition_id, table=CE.__table__) -> list:
+    """A (committed) unit on the waiting list; an entry being inserted by sign-up has no arrival number yet."""
+    return [table.c.competition_id == competition_id, table.c.status == E.WAITLISTED.value,
+            table.c.arrival_no.is_not(None)]
+
+
+_OTHERS = CE.__table__.alias("w")
+
+
+def _anyone_waiting(competition_id: int) -> bool:
+    return db.scalar(select(CE.id).where(*_waiting_clauses(competition_id)).limit(1)) is not None
+
+
+def _free_places(competition_id: int, n: int, skip_locked: bool = False) -> list[int]:
+    """The lowest-numbered ``n`` free places, locked (PostgreSQL; ``skip_locked``: those no one else is claiming)."""
+    return list(db.scalars(select(P.place_no).where(P.competition_id == competition_id, P.entry_id.is_(None))
+                           .order_by(P.place_no).limit(n).with_for_update(skip_locked=skip_locked)))
+
+
+def _hold(competition_id: int, places: list[int], unit: list[CompetitionEntry]) -> None:
+    table = P.__table__
+    db.execute(update(table).where(table.c.competition_id == competition_id, table.c.place_no == bindparam("no"))
+               .values(entry_id=bindparam("entry")), [{"no": no, "entry": e.id} for no, e in zip(places, unit)])
+
+
+def _release(unit: list[CompetitionEntry]) -> None:
+    db.execute(update(P).where(P.entry_id.in_([e.id for e in unit])).values(entry_id=None)
+               .execution_options(synchronize_session=False))
+
+
+def _claim_one(competition_id: int, entry_id: int, skip_locked: bool) -> bool:
+    """PostgreSQL: the lowest free place for ``entry_id`` in one UPDATE (its sub-select locks the row)."""
+    pick = (select(P.place_no).where(P.competition_id == competition_id, P.entry_id.is_(None))
+            .order_by(P.place_no).limit(1).with_for_update(skip_locked=skip_locked).scalar_subquery())
+    return db.execute(update(P).where(P.competition_id == competition_id, P.place_no == pick)
+                      .values(entry_id=entry_id).returning(P.place_no)
+                      .execution_options(synchronize_session=False)).first() is not None
+
+
+def _claim(competition_id: int, unit: list[CompetitionEntry]) -> bool:
+    """Hold one free place per entry of ``unit`` (all of them or none); False when they are not all free.
+
+    One entry (PostgreSQL): the lowest free place nobody else is claiming (``SKIP LOCKED``: concurrent sign-ups
+    take different rows).  When every free place is being claimed, wait for those claims (no ``SKIP LOCKED``):
+    a claim that rolls back leaves its place to a waiting sign-up instead of leaving it free while this sign-up
+    joins the waiting list.  A team waits for the claims at once, locking in place order (no deadlocks).
+    Then the waiting list is looked at again: someone may have joined it since the caller looked (after waiting
+    for these claims, or a team that could not use the free places it had locked): nobody overtakes them.
+    """
+    n = len(unit)
+    if n == 1 and _postgres():
+        if not (_claim_one(competition_id, unit[0].id, skip_locked=True)
+                or _claim_one(competition_id, unit[0].id, skip_locked=False)):
+            return False
+    else:
+        places = _free_places(competition_id, n)
+        if len(places) < n:
+            return False
+        _hold(competition_id, places, unit)
+    if _anyone_waiting(competition_id):
+        _release(unit)
+        return False
+    return True
+
+
+def _seat(competition: Competition, unit: list[CompetitionEntry],
+          waiting: bool | None = None) -> tuple[EntryStatus, int, int | None, int, datetime]:
+    """Seat a new unit (a sign-up, a team's submission): its places, or the end of the waiting list.
+
+    Answers (status, arrival number, waiting-list position, last candidate number, time).  Places are taken
+    only when nobody waits (no overtaking) and all ``len(unit)`` are free.  The arrival number is taken after the
+    outcome is known: a unit that took places has a lower number than every unit that then had to wait (each
+    waited for the claims in flight), so arrival order and the outcome agree.  A waiting unit's position is its
+    arrival number less the numbers below it no longer waiting: the numbers below it not yet visible belong to
+    units still committing that had to wait too (claims were waited for, and the exclusive paths are kept out by
+    the gate).  Exact unless a request below it rolled back after taking its number (rare: every refusal comes
+    before); the views always count.  ``waiting``: whether someone waits, when the caller already asked.
+    """
+    if waiting is None:
+        waiting = _anyone_waiting(competition.id)
+    if not waiting and _claim(competition.id, unit):
+        status = E.PENDING_APPROVAL if competition.needs_approval else E.CONFIRMED
+        arrival, last_no, at, _ = _numbers(competition.id, arrivals=1,
+                                           candidates=len(unit) if status == E.CONFIRMED else 0)
+        return status, arrival, None, last_no, at
+    arrival, _, at, settled = _numbers(competition.id, arrivals=1, settled=True)
+    return E.WAITLISTED, arrival, arrival - settled, None, at
 
 
 # -- state changes ---------------------------------------------------------------------------------
 
 def _apply(unit: list[CompetitionEntry], to: EntryStatus, actor, action: str, reason: str | None = None, *,
            last_no: int | None = None, arrival: int | None = None, position: int | None = None,
-           new: bool = False, notice: str | None = None) -> None:
-    """Write the unit's new state on its entries (the counters already moved), audit it, and tell each worker
+           notice: str | None = None, now: datetime | None = None) -> None:
+    """Write the unit's new state on its entries (its places already moved), audit it, and tell each worker
     someone else moved (after commit).  Candidate numbers end at ``last_no``."""
-    now, competition = _now(), unit[0].competition
+    now, competition = now or _now(), unit[0].competition
     needing = [e for e in unit if to == E.CONFIRMED and not e.candidate_number]
     numbers = iter(range(last_no - len(needing) + 1, last_no + 1)) if needing else iter(())
     for entry in unit:
-        from_state = None if new else entry.status
+        from_state = entry.status
         entry.status, entry.status_changed_at, entry.reason = to.value, now, reason
         if arrival is not None:
             entry.arrival_no, entry.known_position = arrival, position
@@ -461,12 +705,18 @@ def _apply(unit: list[CompetitionEntry], to: EntryStatus, actor, action: str, re
 
 def _move(competition: Competition, unit: list[CompetitionEntry], to: EntryStatus, actor, action: str,
           reason: str | None = None, notice: str | None = None) -> None:
-    """Move a unit (one entry, or a team's entries) of a locked competition, keeping every counter exact."""
+    """Move a unit (one entry, or a team's entries) of a locked competition: its places, quota and team count
+    follow its status."""
     frm, n = unit[0].status, len(unit)
-    held = n * ((to.value in HOLDING) - (frm in HOLDING))
-    waiting = (to == E.WAITLISTED) - (frm == E.WAITLISTED.value)
+    if frm in HOLDING and to.value not in HOLDING:
+        _release(unit)
+    elif to.value in HOLDING and frm not in HOLDING:
+        places = _free_places(competition.id, n)
+        if len(places) < n:  # the callers check first; nothing is ever held twice or beyond capacity
+            raise Conflict("no_place_free", "名额已满：请先调整竞赛名额或取消已确认的报名", current_state=frm)
+        _hold(competition.id, places, unit)
     numbers = sum(1 for e in unit if to == E.CONFIRMED and not e.candidate_number)
-    last = _bump(competition, held, waiting, numbers) if held or waiting or numbers else None
+    last = _numbers(competition.id, candidates=numbers)[1] if numbers else None
     if (frm in COUNTED) and to.value not in COUNTED:  # entries only enter the quota through _take_quota
         for org_id, k in Counter(e.quota_org_id for e in unit if e.quota_org_id).items():
             db.execute(update(Q).where(Q.competition_id == competition.id, Q.org_id == org_id)
@@ -512,21 +762,54 @@ def _free_place(entry: CompetitionEntry, to: EntryStatus, actor, action: str, re
 def sign_up(person: Person, competition_id: int, staff: Staff | None = None) -> CompetitionEntry:
     """Enter the person: confirmed, pending_approval (holding a place) or waitlisted; or refuse with a reason.
 
-    The caller should commit as soon as this returns: from :func:`_take_quota` on, the quota row and the
-    competition row are locked (see the module docstring).
+    The caller should commit as soon as this returns: the entry's place row (or a quota row) stays locked until
+    then (see the module docstring).
     """
-    competition = get_competition(competition_id)
+    competition = _enter(competition_id, person)
     _require_open(competition, team=False)
     _require_eligible(competition, person)
-    # Inserted as waitlisted (no one sees it before the commit) and given its real state below; a second
-    # sign-up of the same person finds no row inserted: already_entered.
-    entry = _insert_entry(competition, person, staff, E.WAITLISTED)
-    # -- locked from here until the commit: a few statements --
+    # Inserted as waitlisted without an arrival number (no one sees it before the commit) and given its real state
+    # below; a second sign-up of the same person finds no row inserted: already_entered.
+    entry, waiting = _insert_entry(competition, person, staff, E.WAITLISTED, look_for_waiting=not competition.org_quota)
     if entry.quota_org_id:
         _take_quota(competition, Counter({entry.quota_org_id: 1}))
-    status, arrival, position, last_no = _take_places(competition, 1)
-    _apply([entry], status, staff or person, "sign_up", last_no=last_no, arrival=arrival, position=position, new=True)
+    status, arrival, position, last_no, at = _seat(competition, [entry], waiting)
+    _settle_sign_up(entry, status, staff or person, arrival=arrival, position=position, last_no=last_no, at=at)
+    if staff is not None:
+        notify(entry.id, "entered_for_you")
     return entry
+
+
+_SETTLE_PG = text(
+    "WITH moved AS (UPDATE competition_entries SET status = :status, arrival_no = :arrival_no, "
+    "status_changed_at = :at, updated_at = :at, candidate_number = :candidate_number WHERE id = :id RETURNING id) "
+    "INSERT INTO audit_log (at, actor_type, actor_id, org_id, action, entity_type, entity_id, to_state) "
+    "SELECT :at, :actor_type, :actor_id, :org_id, 'competition_entry.sign_up', 'competition_entry', id, :status "
+    "FROM moved")
+
+
+def _settle_sign_up(entry: CompetitionEntry, status: EntryStatus, actor, *, arrival: int, position: int | None,
+                    last_no: int, at: datetime) -> None:
+    """Write a new sign-up's state and its audit row (what :func:`_apply` does, in one statement on PostgreSQL),
+    keeping the ORM object in step without a flush."""
+    values = {"status": status.value, "arrival_no": arrival, "at": at, "id": entry.id,
+              "candidate_number": f"{entry.competition_id:03d}{last_no:04d}" if status == E.CONFIRMED else None}
+    actor_type, actor_id = actor_ref(actor)
+    audit = {"actor_type": actor_type, "actor_id": actor_id, "org_id": entry.org_id}
+    if _postgres():
+        db.execute(_SETTLE_PG, {**values, **audit})
+    else:
+        table = CE.__table__
+        db.execute(update(table).where(table.c.id == entry.id).values(
+            status=status.value, arrival_no=arrival, status_changed_at=at, updated_at=at,
+            candidate_number=values["candidate_number"]))
+        db.execute(insert(AuditEntry.__table__).values(at=at, action="competition_entry.sign_up",
+                                                       entity_type="competition_entry", entity_id=entry.id,
+                                                       to_state=status.value, **audit))
+    for key, value in (("status", status.value), ("arrival_no", arrival), ("status_changed_at", at),
+                       ("updated_at", at), ("candidate_number", values["candidate_number"])):
+        set_committed_value(entry, key, value)
+    entry.known_position = position
 
 
 def sign_up_on_behalf(staff: Staff, competition_id: int, person_id: int) -> CompetitionEntry:
@@ -620,7 +903,7 @@ def _join_code() -> str:
 
 
 def _team_competition(competition_id: int) -> Competition:
-    competition = get_competition(competition_id)
+    competition = _enter(competition_id)
     _require_open(competition, team=True)
     return competition
 
@@ -675,7 +958,7 @@ def create_team(competition_id: int, name: str, *, person: Person | None = None,
 
 
 def _add_member(team: CompetitionTeam, person: Person, actor: Person | Staff) -> CompetitionEntry:
-    competition = team.competition
+    competition = _enter(team.competition_id)  # shared gate before the team row (the lock order)
     _require_open(competition, team=True)
     _refuse_if_entered(person, competition.id)
     _require_eligible(competition, person)
@@ -689,7 +972,7 @@ def _add_member(team: CompetitionTeam, person: Person, actor: Person | Staff) ->
             raise _team_conflict(team, "该团队已提交报名或已撤回，不能再加入")
         raise _team_conflict(team, f"该团队人数已满（最多{competition.team_max}人）", "team_full")
     staff = actor if isinstance(actor, Staff) else None
-    entry = _insert_entry(competition, person, staff, E.FORMING, team_id=team.id)
+    entry, _ = _insert_entry(competition, person, staff, E.FORMING, team_id=team.id)
     record_audit(actor, "competition_entry.join_team", "competition_entry", entry.id, to_state=entry.status,
                  org_id=entry.org_id, details={"team_id": team.id})
     if actor is not person:
@@ -738,9 +1021,7 @@ def submit_team(actor: Person | Staff, team_id: int) -> CompetitionTeam:
     Like :func:`sign_up`, the caller should commit as soon as this returns.
     """
     team = managed_team(actor, team_id)
-    competition = team.competition
-    if not _postgres():
-        lock_competition(competition.id)
+    competition = _enter(team.competition_id)
     team = _lock_team(team.id)
     if team.status != TeamStatus.FORMING.value:
         raise _team_conflict(team, "该团队已提交报名或已撤回")
@@ -752,12 +1033,12 @@ def submit_team(actor: Person | Staff, team_id: int) -> CompetitionTeam:
                                    f"目前{len(members)}人", "team_size")
     if competition.org_quota is not None:
         _take_quota(competition, Counter(e.quota_org_id for e in members if e.quota_org_id))
-    status, arrival, position, last_no = _take_places(competition, len(members))
-    team.status, team.submitted_at = TeamStatus.SUBMITTED.value, _now()
+    status, arrival, position, last_no, at = _seat(competition, members)
+    team.status, team.submitted_at = TeamStatus.SUBMITTED.value, at
     record_audit(actor, "competition_team.submit", "competition_team", team.id, from_state="forming",
                  to_state=team.status, org_id=team.org_id)
     _apply(members, status, actor, "submit_team", last_no=last_no, arrival=arrival, position=position,
-           notice="team_entered")
+           notice="team_entered", now=at)
     return team
 
 
@@ -913,7 +1194,7 @@ def save_competition(staff: Staff, data: dict, competition: Competition | None =
         held = 0
     else:
         competition = lock_competition(competition.id)
-        held = competition.held_count
+        held = places_held(competition.id)
         new_status = data.get("status", competition.status)
         if new_status != competition.status and new_status not in STATUS_FLOW[competition.status]:
             raise Conflict("invalid_state", "当前状态不允许此操作", current_state=competition.status)
@@ -1004,12 +1285,14 @@ def entry_view(entry: CompetitionEntry, *, for_staff: bool = False, positions: d
 
 
 def competition_view(competition: Competition, person: Person | None = None, detail: bool = True,
-                     staff: bool = False) -> dict:
+                     staff: bool = False, counts: tuple[int, int] | None = None) -> dict:
+    """``counts``: (places left, waiting-list length) when the caller counted them (lists)."""
     view = {name: getattr(competition, name) for name in COMPETITION_FIELDS if name != "eligibility"}
+    free, waiting = counts or _counts([competition.id])[competition.id]
     view.update(
         id=competition.id, level_label=COMPETITION_LEVEL_LABELS[CompetitionLevel(competition.level)],
         organiser_name=competition.organiser.name, signup_open=signup_open(competition),
-        places_left=places_left(competition), waitlist_length=competition.waitlisted_count,
+        places_left=free, waitlist_length=waiting,
     )
     if detail:
         view["eligibility"] = competition.eligibility or {}
@@ -1025,7 +1308,8 @@ def competition_view(competition: Competition, person: Person | None = None, det
 
 def competition_list_view(competitions: list[Competition], person: Person | None = None,
                           staff: bool = False) -> list[dict]:
-    return [competition_view(c, person, detail=False, staff=staff) for c in competitions]
+    counts = _counts([c.id for c in competitions]) if competitions else {}
+    return [competition_view(c, person, detail=False, staff=staff, counts=counts[c.id]) for c in competitions]
 
 
 def entry_notice(entry: CompetitionEntry, kind: str) -> tuple[str, str]:
