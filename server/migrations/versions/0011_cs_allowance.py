@@ -3,7 +3,7 @@ minute after a click, scan or follow) instead of one 48-hour window after any in
 people.real_name (binding a follower by name)
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-21 07:40:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0011'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
