@@ -3,7 +3,10 @@
 Rules (flush only; the job in jobs/delivery.py commits):
 
 * a worker sends only rows it claimed with one conditional UPDATE
-  (``pending`` and due -> ``sending``), so a row is sent at most once;
+  (``pending``, due and, for an announcement's rows, the announcement still
+  ``sending`` -> ``sending``), so a row is sent at most once and a pause takes
+  effect at the next claim; the UPDATE returns what the send needs (the row,
+  the person's openids and follow state, the group bot's key);
 * a row stuck in ``sending`` past the lease becomes ``unknown`` (it may
   have reached WeChat) and is reported, never sent again;
 * permanent errors are recorded with WeChat's code; transient ones go back
@@ -19,7 +22,7 @@ import logging
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 
 from server.extensions import db
 from server.models import Announcement, Delivery, OrgWebhook, Person, utcnow
@@ -39,23 +42,32 @@ RESULT_FIELDS = ("status", "attempts", "sent_at", "wechat_msgid", "error_code", 
 
 # -- claim ---------------------------------------------------------------------------------------
 
-def claim(ids: list[int], now: datetime) -> list[int]:
-    """Atomically move the given due ``pending`` rows to ``sending``; the ids this caller now owns."""
+#: What a send needs besides the delivery row, read by the claiming UPDATE (subqueries correlated on the row).
+_PERSON = [select(getattr(Person, f)).where(Person.id == T.c.person_id).scalar_subquery().label(f)
+           for f in PERSON_FIELDS]
+_WEBHOOK = [select(OrgWebhook.webhook_key).where(OrgWebhook.org_id == T.c.org_id).scalar_subquery().label("webhook_key"),
+            select(OrgWebhook.active).where(OrgWebhook.org_id == T.c.org_id).scalar_subquery().label("webhook_active")]
+# Built once: a sender runs them every few sends, and building (and keying) a statement costs more than running it.
+_CLAIM = (update(T).where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.status == "pending",
+                          or_(T.c.not_before.is_(None), T.c.not_before <= bindparam("now")),
+                          or_(T.c.announcement_id.is_(None), exists().where(Announcement.id == T.c.announcement_id,
+                                                                            Announcement.status == "sending")))
+          .values(status="sending", claimed_at=bindparam("now"), updated_at=bindparam("now"), attempts=T.c.attempts + 1)
+          .returning(*T.c, *_PERSON, *_WEBHOOK))
+_RECORD = (update(T).where(T.c.id == bindparam("_id"), or_(T.c.status == "sending", T.c.status == "unknown"))
+           .values(updated_at=bindparam("now"), **{f: bindparam(f"v_{f}") for f in RESULT_FIELDS}))
+
+
+def claim(ids: list[int], now: datetime) -> list[dict]:
+    """Atomically move the given due ``pending`` rows to ``sending``: the rows this caller now owns, as plain
+    data for the sending threads (no ORM objects cross threads), by id.
+
+    Rows of an announcement that is not ``sending`` (paused, cancelled) are left as they are.
+    """
     if not ids:
         return []
-    due = or_(T.c.not_before.is_(None), T.c.not_before <= now)
-    stmt = (update(T).where(T.c.id.in_(ids), T.c.status == "pending", due)
-            .values(status="sending", claimed_at=now, updated_at=now, attempts=T.c.attempts + 1).returning(T.c.id))
-    return sorted(db.execute(stmt).scalars())
-
-
-def load(ids: list[int]) -> list[dict]:
-    """Claimed rows as plain data for the sending threads (no ORM objects cross threads)."""
-    query = (select(T, *(getattr(Person, f) for f in PERSON_FIELDS), OrgWebhook.webhook_key, OrgWebhook.active.label("webhook_active"))
-             .outerjoin(Person, Person.id == T.c.person_id)
-             .outerjoin(OrgWebhook, OrgWebhook.org_id == T.c.org_id)
-             .where(T.c.id.in_(ids)).order_by(T.c.id))
-    return [dict(row._mapping) for row in db.execute(query)]
+    rows = db.execute(_CLAIM, {"ids": list(ids), "now": now})
+    return sorted((dict(row._mapping) for row in rows), key=lambda item: item["id"])
 
 
 def precheck(item: dict, now: datetime) -> str | None:
@@ -70,14 +82,15 @@ def precheck(item: dict, now: datetime) -> str | None:
 
 def claim_for_sending(ids: list[int], now: datetime) -> tuple[list[dict], list[int]]:
     """Claim, load and check: (items to send, ids of fall-back deliveries created for skipped ones)."""
-    ready, fallbacks = [], []
-    for item in load(claim(ids, now)):
+    ready, skipped, fallbacks = [], [], []
+    for item in claim(ids, now):
         reason = precheck(item, now)
         if reason is None:
             ready.append(item)
             continue
-        record([result(item, "skipped", skip_reason=reason, attempts=item["attempts"] - 1)])
+        skipped.append(result(item, "skipped", skip_reason=reason, attempts=item["attempts"] - 1))
         fallbacks += fall_back(item, now)
+    record(skipped)
     return ready, fallbacks
 
 
@@ -105,12 +118,10 @@ def outcome(item: dict, answer: dict | None, error: BaseException | None, now: d
 
 
 def record(results: list[dict]) -> None:
-    """Write results, but only over rows still claimed (or marked unknown meanwhile by the sweep)."""
+    """Write results (one executemany), but only over rows still claimed (or marked unknown meanwhile by the sweep)."""
     if results:
-        claimed = or_(T.c.status == "sending", T.c.status == "unknown")  # no IN: it cannot be used with executemany
-        stmt = (update(T).where(T.c.id == bindparam("_id"), claimed)
-                .values(updated_at=utcnow(), **{f: bindparam(f"v_{f}") for f in RESULT_FIELDS}))
-        db.execute(stmt, [{"_id": r["_id"], **{f"v_{f}": r[f] for f in RESULT_FIELDS}} for r in results])
+        now = utcnow()
+        db.execute(_RECORD, [{"_id": r["_id"], "now": now, **{f"v_{f}": r[f] for f in RESULT_FIELDS}} for r in results])
 
 
 def after_failure(item: dict, row: dict, now: datetime) -> list[int]:
