@@ -3,7 +3,7 @@
 ``send_deliveries`` keeps at most DELIVERY_CONCURRENCY rows claimed: it
 claims that many (one conditional UPDATE that also returns what the sends
 need, committed before any HTTP call), takes their rate-limit tokens from
-the shared Redis bucket in one call, and hands plain dicts to a small thread
+the shared Redis bucket in one call (``_Tokens``), and hands plain dicts to a small thread
 pool that sends them over the pooled HTTP connections.  As sends finish it
 records their results (successes in one UPDATE) and claims as many rows
 again, in one transaction per ``GATHER``-th of the width, so the database
@@ -83,30 +83,59 @@ def _redis_down(exc: RedisError) -> WeChatAPIError:
     return WeChatAPIError(None, f"Redis unavailable: {exc}"[:200], kind="transient")
 
 
-def _take_tokens(items: list[dict], config) -> tuple[list[tuple[dict, bool]], list[tuple[dict, BaseException]]]:
-    """Take the rate-limit tokens of a claimed batch: one Redis call per bucket with a burst (WeChat's send APIs).
+class _Tokens:
+    """Rate-limit tokens for the sends of one job, taken from the shared buckets a claimed batch at a time.
 
-    Answers ((item, token taken), ...) to send and ((item, error), ...) for those that got no token.  Buckets of
-    burst 1 (a WeCom bot: N a minute) are left to each send, so that one slow bot holds only its own slot.
+    ``take`` answers which claimed items may go (their tokens in hand: one Redis call per bucket and batch)
+    and which got none within RATE_WAIT.  ``prefetch`` takes, without waiting, as many tokens as the last batch
+    needed while the sends are in flight, so the next batch usually finds them in hand.  Tokens left at the
+    end of the job are dropped: the bucket bounds tokens taken, and every send spends one it took.  Buckets
+    of burst 1 (a WeCom bot: N a minute) are left to each send, so one slow bot holds only its own slot.
     """
-    groups: dict[tuple, list[dict]] = {}
-    for item in items:
-        groups.setdefault(_bucket(item, config), []).append(item)
-    go, refused = [], []
-    for (name, rate, burst), group in groups.items():
-        if burst <= 1:
-            go += [(item, False) for item in group]
-            continue
-        for start in range(0, len(group), burst):
-            chunk = group[start:start + burst]
+
+    def __init__(self, config):
+        self.config = config
+        self.held: Counter = Counter()  # bucket -> tokens in hand
+
+    def take(self, items: list[dict]) -> tuple[list[tuple[dict, bool]], list[tuple[dict, BaseException]]]:
+        go, refused = [], []
+        for bucket, group in self._groups(items).items():
+            name, rate, burst = bucket
+            if burst <= 1:
+                go += [(item, False) for item in group]
+                continue
+            error = None
             try:
-                taken = ratelimit.acquire(name, rate, burst, timeout=RATE_WAIT, count=len(chunk))
-                error = None if taken else WeChatAPIError(None, NO_TOKEN, kind="transient")
+                while self.held[bucket] < len(group) and error is None:
+                    count = min(len(group) - self.held[bucket], burst)
+                    if ratelimit.acquire(name, rate, burst, timeout=RATE_WAIT, count=count):
+                        self.held[bucket] += count
+                    else:
+                        error = WeChatAPIError(None, NO_TOKEN, kind="transient")
             except RedisError as exc:
                 error = _redis_down(exc)
-            go += [(item, True) for item in chunk] if error is None else []
-            refused += [(item, error) for item in chunk] if error is not None else []
-    return go, refused
+            ready = min(len(group), self.held[bucket])
+            self.held[bucket] -= ready
+            go += [(item, True) for item in group[:ready]]
+            refused += [(item, error) for item in group[ready:]]
+        return go, refused
+
+    def prefetch(self, items: list[dict]) -> None:
+        for bucket, group in self._groups(items).items():
+            name, rate, burst = bucket
+            want = min(len(group), burst) - self.held[bucket]
+            if burst > 1 and want > 0:
+                try:
+                    if ratelimit.try_acquire(name, rate, burst, count=want) == 0:
+                        self.held[bucket] += want
+                except RedisError:
+                    return  # the next take waits (or fails) for them
+
+    def _groups(self, items: list[dict]) -> dict[tuple, list[dict]]:
+        groups: dict[tuple, list[dict]] = {}
+        for item in items:
+            groups.setdefault(_bucket(item, self.config), []).append(item)
+        return groups
 
 
 def _dispatch(app, item: dict, config, token_taken: bool) -> tuple[dict | None, BaseException | None]:
@@ -138,7 +167,7 @@ def send_deliveries(ids: list[int]) -> dict:
     app = current_app._get_current_object()
     width = max(1, config.DELIVERY_CONCURRENCY)
     gather = max(1, width // GATHER)
-    todo, inflight, counts, fallbacks = list(dict.fromkeys(ids)), {}, Counter(), []
+    todo, inflight, counts, fallbacks, tokens = list(dict.fromkeys(ids)), {}, Counter(), [], _Tokens(config)
     done: list[tuple[dict, dict | None, BaseException | None]] = []  # finished (or refused) sends to record
     with gateway.token_cache(), ThreadPoolExecutor(max_workers=width, thread_name_prefix="delivery") as pool:
         while todo or inflight or done:
@@ -154,15 +183,16 @@ def send_deliveries(ids: list[int]) -> dict:
                 results.append(row)
                 counts[row["status"]] += 1
                 fallbacks += deliveries.after_failure(item, row, now) if row["status"] != "sent" else []
-            deliveries.record(results)
             free = width - len(inflight)
-            ready, more = deliveries.claim_for_sending(todo[:free], now)
+            ready, more = deliveries.claim_for_sending(todo[:free], now, results)
             todo, fallbacks = todo[free:], fallbacks + more
             db.commit()  # results and the next claims are durable before any further HTTP call
-            go, refused = _take_tokens(ready, config)
+            go, refused = tokens.take(ready)
             done = [(item, None, error) for item, error in refused]
             for item, taken in go:
                 inflight[pool.submit(_dispatch, app, item, config, taken)] = item
+            if todo:
+                tokens.prefetch(ready)
     messages.enqueue_send(fallbacks)
     return dict(counts)
 

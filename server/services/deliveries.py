@@ -22,7 +22,7 @@ import logging
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, literal_column, or_, select, update
 
 from server.extensions import db
 from server.models import Announcement, Delivery, OrgWebhook, Person, utcnow
@@ -43,10 +43,12 @@ RESULT_FIELDS = ("status", "attempts", "sent_at", "wechat_msgid", "error_code", 
 # -- claim ---------------------------------------------------------------------------------------
 
 #: What a send needs besides the delivery row, read by the claiming UPDATE (subqueries correlated on the row).
-_PERSON = [select(getattr(Person, f)).where(Person.id == T.c.person_id).scalar_subquery().label(f)
-           for f in PERSON_FIELDS]
-_WEBHOOK = [select(OrgWebhook.webhook_key).where(OrgWebhook.org_id == T.c.org_id).scalar_subquery().label("webhook_key"),
-            select(OrgWebhook.active).where(OrgWebhook.org_id == T.c.org_id).scalar_subquery().label("webhook_active")]
+#: The row's columns are named in full text: SQLAlchemy writes a RETURNING clause without table names on SQLite,
+#: and a bare ``org_id`` inside the subquery would be the webhook's own column.
+_ROW_PERSON, _ROW_ORG = literal_column("deliveries.person_id"), literal_column("deliveries.org_id")
+_PERSON = [select(getattr(Person, f)).where(Person.id == _ROW_PERSON).scalar_subquery().label(f) for f in PERSON_FIELDS]
+_WEBHOOK = [select(OrgWebhook.webhook_key).where(OrgWebhook.org_id == _ROW_ORG).scalar_subquery().label("webhook_key"),
+            select(OrgWebhook.active).where(OrgWebhook.org_id == _ROW_ORG).scalar_subquery().label("webhook_active")]
 # Built once: a sender runs them every few sends, and building (and keying) a statement costs more than running it.
 _CLAIM = (update(T).where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.status == "pending",
                           or_(T.c.not_before.is_(None), T.c.not_before <= bindparam("now")),
@@ -58,15 +60,28 @@ _RECORD = (update(T).where(T.c.id == bindparam("_id"), or_(T.c.status == "sendin
            .values(updated_at=bindparam("now"), **{f: bindparam(f"v_{f}") for f in RESULT_FIELDS}))
 
 
-def claim(ids: list[int], now: datetime) -> list[dict]:
+_CLAIM_AND_RECORD: dict[int, object] = {}  # successes recorded -> the claim with their UPDATE in a WITH (PostgreSQL)
+
+
+def claim(ids: list[int], now: datetime, sent: list[dict] = ()) -> list[dict]:
     """Atomically move the given due ``pending`` rows to ``sending``: the rows this caller now owns, as plain
     data for the sending threads (no ORM objects cross threads), by id.
 
-    Rows of an announcement that is not ``sending`` (paused, cancelled) are left as they are.
+    Rows of an announcement that is not ``sending`` (paused, cancelled) are left as they are.  ``sent``: plain
+    successes (see :func:`record`) to record in the same statement on PostgreSQL (a WITH), else just before.
     """
     if not ids:
+        record(list(sent))
         return []
-    rows = db.execute(_CLAIM, {"ids": list(ids), "now": now})
+    stmt, params = _CLAIM, {"ids": list(ids), "now": now}
+    if sent and db.get_bind().dialect.name == "postgresql" and len({r["sent_at"] for r in sent}) == 1:
+        stmt = _CLAIM_AND_RECORD.get(len(sent))
+        if stmt is None:
+            stmt = _CLAIM_AND_RECORD[len(sent)] = _CLAIM.add_cte(_sent_stmt(len(sent), "recorded_at").cte("recorded"))
+        params.update(_sent_params(sent), recorded_at=sent[0]["sent_at"])
+    else:
+        record(list(sent))
+    rows = db.execute(stmt, params)
     return sorted((dict(row._mapping) for row in rows), key=lambda item: item["id"])
 
 
@@ -80,10 +95,13 @@ def precheck(item: dict, now: datetime) -> str | None:
                              has_consent=lambda: consent.consume(item["person_id"], template))
 
 
-def claim_for_sending(ids: list[int], now: datetime) -> tuple[list[dict], list[int]]:
-    """Claim, load and check: (items to send, ids of fall-back deliveries created for skipped ones)."""
+def claim_for_sending(ids: list[int], now: datetime, results: list[dict] = ()) -> tuple[list[dict], list[int]]:
+    """Record ``results``, then claim, load and check: (items to send, ids of fall-back deliveries created for
+    skipped ones).  Plain successes among the results are written by the claiming statement where it can."""
+    sent = [r for r in results if plain_success(r)]
+    record([r for r in results if not plain_success(r)])
     ready, skipped, fallbacks = [], [], []
-    for item in claim(ids, now):
+    for item in claim(ids, now, sent):
         reason = precheck(item, now)
         if reason is None:
             ready.append(item)
@@ -117,11 +135,44 @@ def outcome(item: dict, answer: dict | None, error: BaseException | None, now: d
     return result(item, "pending", error_code=code, error_message=message, not_before=now + timedelta(seconds=delay))
 
 
+_SENT: dict[tuple, object] = {}  # (rows, time parameter) -> the UPDATE recording that many plain successes
+
+
+def _sent_stmt(rows: int, at: str = "now"):
+    """UPDATE for ``rows`` successes sent at one time: one statement whatever their number (each has its msgid)."""
+    stmt = _SENT.get((rows, at))
+    if stmt is None:
+        ids = [bindparam(f"i{n}", type_=T.c.id.type) for n in range(rows)]
+        msgid = case(*[(T.c.id == i, bindparam(f"m{n}", type_=T.c.wechat_msgid.type)) for n, i in enumerate(ids)])
+        stmt = _SENT[rows, at] = (update(T).where(T.c.id.in_(ids), T.c.status.in_(("sending", "unknown")))
+                                  .values(status="sent", sent_at=bindparam(at), wechat_msgid=msgid, updated_at=bindparam(at),
+                                          **dict.fromkeys(("error_code", "error_message", "skip_reason", "not_before"))))
+    return stmt
+
+
+def _sent_params(rows: list[dict]) -> dict:
+    return {**{f"i{n}": r["_id"] for n, r in enumerate(rows)}, **{f"m{n}": r["wechat_msgid"] for n, r in enumerate(rows)}}
+
+
+def plain_success(r: dict) -> bool:
+    """A result that only says "sent" (with a msgid): the common case, recorded many at a time."""
+    return r["status"] == "sent" and not any(r[f] for f in ("error_code", "error_message", "skip_reason", "not_before"))
+
+
 def record(results: list[dict]) -> None:
-    """Write results (one executemany), but only over rows still claimed (or marked unknown meanwhile by the sweep)."""
-    if results:
+    """Write results, but only over rows still claimed (or marked unknown meanwhile by the sweep).
+
+    Successes sent at one time (a batch of finished sends) share one UPDATE; anything else is one executemany.
+    """
+    sent: dict = {}
+    others = []
+    for r in results:
+        (sent.setdefault(r["sent_at"], []) if plain_success(r) else others).append(r)
+    for at, rows in sent.items():
+        db.execute(_sent_stmt(len(rows)), {"now": at, **_sent_params(rows)})
+    if others:
         now = utcnow()
-        db.execute(_RECORD, [{"_id": r["_id"], "now": now, **{f"v_{f}": r[f] for f in RESULT_FIELDS}} for r in results])
+        db.execute(_RECORD, [{"_id": r["_id"], "now": now, **{f"v_{f}": r[f] for f in RESULT_FIELDS}} for r in others])
 
 
 def after_failure(item: dict, row: dict, now: datetime) -> list[int]:
