@@ -39,6 +39,7 @@ from .queues import BULK, DEFAULT, enqueue_after_commit
 
 PAGE = audience.PAGE
 BATCH = 1000  # rows per send job: each job is a fork and a drain of its sends, but a pause needs no job to end
+KEYS_PER_QUERY = 500
 STALE_SECONDS = 120  # a fan-out untouched this long is re-queued by the sweeper
 ROW_DEFAULTS = {"person_id": None, "org_id": None, "payload": {}, "urgent": False, "status": "pending", "attempts": 0,
                 "not_before": None, "skip_reason": None}
@@ -89,6 +90,19 @@ def _rows(a: Announcement, people, now, hold) -> tuple[list[dict], list[dict]]:
     return deliveries, inbox
 
 
+def _pending_ids(keys: list[str]) -> list[int]:
+    """Ids of the page's pending rows, found by their unique keys alone.
+
+    (A condition on the status would let the database pick the status index and read every row queued
+    so far, which grows with the fan-out running ahead of the sends.)
+    """
+    ids: list[int] = []
+    for i in range(0, len(keys), KEYS_PER_QUERY):
+        rows = db.execute(select(Delivery.id, Delivery.status).where(Delivery.dedup_key.in_(keys[i:i + KEYS_PER_QUERY])))
+        ids += [row.id for row in rows if row.status == "pending"]
+    return sorted(ids)
+
+
 @job
 def fanout(announcement_id: int, cursor: int) -> dict:
     """One page of the fan-out; queues its send batches and the next page after commit."""
@@ -97,8 +111,8 @@ def fanout(announcement_id: int, cursor: int) -> dict:
         return {"skipped": True}
     now = utcnow()
     hold = messages.quiet_until(now, a.urgent)
-    if cursor == 0:
-        insert_ignore_many(Delivery.__table__, announcements.group_rows(a, now, hold), ["dedup_key"])
+    groups = announcements.group_rows(a, now, hold) if cursor == 0 else []
+    insert_ignore_many(Delivery.__table__, groups, ["dedup_key"])
     people = audience.page(a, cursor, PAGE)
     deliveries, inbox = _rows(a, people, now, hold)
     insert_ignore_many(Delivery.__table__, deliveries, ["dedup_key"])
@@ -108,11 +122,8 @@ def fanout(announcement_id: int, cursor: int) -> dict:
     a.fanout_done = len(people) < PAGE
     a.updated_at = now
     if hold is None:
-        page_rows = Delivery.person_id.between(cursor + 1, a.fanout_cursor)
-        ids = db.scalars(select(Delivery.id).where(
-            Delivery.announcement_id == a.id, Delivery.status == "pending",
-            or_(page_rows, Delivery.person_id.is_(None)) if cursor == 0 else page_rows).order_by(Delivery.id)).all()
-        enqueue_batches(a.id, list(ids), BATCH // 4 if a.fanout_done else BATCH)
+        ids = _pending_ids([row["dedup_key"] for row in groups + deliveries if row["status"] == "pending"])
+        enqueue_batches(a.id, ids, BATCH // 4 if a.fanout_done else BATCH)
     if a.fanout_done:
         db.flush()
         announcements.finish_if_done(a.id)

@@ -50,7 +50,10 @@ _PERSON = [select(getattr(Person, f)).where(Person.id == _ROW_PERSON).scalar_sub
 _WEBHOOK = [select(OrgWebhook.webhook_key).where(OrgWebhook.org_id == _ROW_ORG).scalar_subquery().label("webhook_key"),
             select(OrgWebhook.active).where(OrgWebhook.org_id == _ROW_ORG).scalar_subquery().label("webhook_active")]
 # Built once: a sender runs them every few sends, and building (and keying) a statement costs more than running it.
-_CLAIM = (update(T).where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.status == "pending",
+# ``status || ''``: the same test, but no index on status is usable, so the rows are found by id.  Otherwise a
+# database without statistics (SQLite always, PostgreSQL on a fresh table) may read every pending row instead
+# (a whole broadcast's while its fan-out runs ahead of the sends) for each claim.
+_CLAIM = (update(T).where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.status.concat("") == "pending",
                           or_(T.c.not_before.is_(None), T.c.not_before <= bindparam("now")),
                           or_(T.c.announcement_id.is_(None), exists().where(Announcement.id == T.c.announcement_id,
                                                                             Announcement.status == "sending")))
