@@ -7,7 +7,8 @@ A broadcast to 100,000 people never makes 100,000 jobs nor holds 100,000 objects
   delivery rows and inbox copies with one INSERT ... ON CONFLICT DO NOTHING each
   (dedup keys ``announcement:{id}:{person}:{channel}``), advances ``fanout_cursor`` in the
   same transaction, and after commit queues one ``send_batch`` per ``BATCH`` pending
-  rows (bulk queue) and itself for the next page (default queue, so it runs ahead).
+  rows (bulk queue; the last page in quarter batches, so that the workers finish
+  together) and itself for the next page (default queue, so it runs ahead).
   A crash before the commit repeats the page harmlessly; after it, the next page.
 * The cursor argument makes a duplicate chain harmless: a fan-out whose cursor is
   no longer the announcement's does nothing, so the sweeper may re-queue a stalled
@@ -15,7 +16,9 @@ A broadcast to 100,000 people never makes 100,000 jobs nor holds 100,000 objects
 * ``send_batch`` leaves the rows pending while the announcement is paused (or
   cancelled: ``cancel`` has already marked them), otherwise hands them to
   ``jobs.delivery.send_deliveries`` (claims, pooled HTTP, bounded concurrency,
-  retries) and then marks the announcement done when nothing is left.
+  retries) and then marks the announcement done when nothing is left.  The
+  claim itself skips the rows of an announcement no longer ``sending``, so a
+  pause also stops a batch already running, within DELIVERY_CONCURRENCY sends.
 * Quiet hours: rows of a non-urgent announcement get ``not_before`` = the end of the
   quiet hours and are not queued; ``jobs.delivery.sweep_deliveries`` queues them when due.
 """
@@ -35,7 +38,8 @@ from .base import job
 from .queues import BULK, DEFAULT, enqueue_after_commit
 
 PAGE = audience.PAGE
-BATCH = 500
+BATCH = 1000  # rows per send job: each job is a fork and a drain of its sends, but a pause needs no job to end
+KEYS_PER_QUERY = 500
 STALE_SECONDS = 120  # a fan-out untouched this long is re-queued by the sweeper
 ROW_DEFAULTS = {"person_id": None, "org_id": None, "payload": {}, "urgent": False, "status": "pending", "attempts": 0,
                 "not_before": None, "skip_reason": None}
@@ -45,9 +49,9 @@ def enqueue_fanout(announcement_id: int, cursor: int) -> None:
     enqueue_after_commit(fanout, announcement_id, cursor, queue=DEFAULT)
 
 
-def enqueue_batches(announcement_id: int, ids: list[int]) -> None:
-    for i in range(0, len(ids), BATCH):
-        enqueue_after_commit(send_batch, announcement_id, ids[i:i + BATCH], queue=BULK)
+def enqueue_batches(announcement_id: int, ids: list[int], size: int = BATCH) -> None:
+    for i in range(0, len(ids), size):
+        enqueue_after_commit(send_batch, announcement_id, ids[i:i + size], queue=BULK)
 
 
 def _planner(a: Announcement, now):
@@ -86,6 +90,19 @@ def _rows(a: Announcement, people, now, hold) -> tuple[list[dict], list[dict]]:
     return deliveries, inbox
 
 
+def _pending_ids(keys: list[str]) -> list[int]:
+    """Ids of the page's pending rows, found by their unique keys alone.
+
+    (A condition on the status would let the database pick the status index and read every row queued
+    so far, which grows with the fan-out running ahead of the sends.)
+    """
+    ids: list[int] = []
+    for i in range(0, len(keys), KEYS_PER_QUERY):
+        rows = db.execute(select(Delivery.id, Delivery.status).where(Delivery.dedup_key.in_(keys[i:i + KEYS_PER_QUERY])))
+        ids += [row.id for row in rows if row.status == "pending"]
+    return sorted(ids)
+
+
 @job
 def fanout(announcement_id: int, cursor: int) -> dict:
     """One page of the fan-out; queues its send batches and the next page after commit."""
@@ -94,8 +111,8 @@ def fanout(announcement_id: int, cursor: int) -> dict:
         return {"skipped": True}
     now = utcnow()
     hold = messages.quiet_until(now, a.urgent)
-    if cursor == 0:
-        insert_ignore_many(Delivery.__table__, announcements.group_rows(a, now, hold), ["dedup_key"])
+    groups = announcements.group_rows(a, now, hold) if cursor == 0 else []
+    insert_ignore_many(Delivery.__table__, groups, ["dedup_key"])
     people = audience.page(a, cursor, PAGE)
     deliveries, inbox = _rows(a, people, now, hold)
     insert_ignore_many(Delivery.__table__, deliveries, ["dedup_key"])
@@ -105,11 +122,8 @@ def fanout(announcement_id: int, cursor: int) -> dict:
     a.fanout_done = len(people) < PAGE
     a.updated_at = now
     if hold is None:
-        page_rows = Delivery.person_id.between(cursor + 1, a.fanout_cursor)
-        ids = db.scalars(select(Delivery.id).where(
-            Delivery.announcement_id == a.id, Delivery.status == "pending",
-            or_(page_rows, Delivery.person_id.is_(None)) if cursor == 0 else page_rows).order_by(Delivery.id)).all()
-        enqueue_batches(a.id, list(ids))
+        ids = _pending_ids([row["dedup_key"] for row in groups + deliveries if row["status"] == "pending"])
+        enqueue_batches(a.id, ids, BATCH // 4 if a.fanout_done else BATCH)
     if a.fanout_done:
         db.flush()
         announcements.finish_if_done(a.id)

@@ -1,10 +1,15 @@
 """Sending deliveries: ``send_deliveries(ids)`` and the ``sweep_deliveries`` cron job.
 
-``send_deliveries`` keeps at most DELIVERY_CONCURRENCY rows in flight: it
-claims that many (one conditional UPDATE, committed before any HTTP call),
-hands plain dicts to a small thread pool that sends them over the pooled
-HTTP session under the shared Redis rate limits, and as sends finish it
-records their results and claims the next rows in the same transaction.
+``send_deliveries`` keeps at most DELIVERY_CONCURRENCY rows claimed: it
+claims that many (one conditional UPDATE that also returns what the sends
+need, committed before any HTTP call), takes their rate-limit tokens from
+the shared Redis bucket in one call (``_Tokens``), and hands plain dicts to a small thread
+pool that sends them over the pooled HTTP connections.  As sends finish it
+records their results (successes in one UPDATE) and claims as many rows
+again, in one transaction per ``GATHER``-th of the width, so the database
+sees a few statements per several sends rather than per send.  The access
+token is read from Redis once per job (``gateway.token_cache``) and still
+refreshed once, through Redis, when WeChat refuses it.
 A worker killed at any moment leaves at most DELIVERY_CONCURRENCY rows in
 ``sending``; the sweep turns them ``unknown`` after the lease (never sent
 again) and re-enqueues due ``pending`` rows (back-off or quiet hours over,
@@ -34,6 +39,8 @@ SWEEP_BATCH = 500
 SWEEP_MAX_BATCHES = 20
 SWEEP_GUARD = "unionhub:delivery-sweep:{first}:{last}"
 RATE_WAIT = 10.0  # seconds a send may wait for a rate-limit token before it is retried later
+GATHER = 4  # results are recorded (and free slots claimed again) once a 1/GATHER of the width has finished
+NO_TOKEN = "rate limit: no token within the wait"
 
 
 def _page(payload: dict) -> str | None:
@@ -71,17 +78,86 @@ def _bucket(item: dict, config) -> tuple[str, float, int]:
     return f"wechat:{item['channel']}", config.WECHAT_SEND_RATE, config.WECHAT_SEND_RATE
 
 
-def _dispatch(app, item: dict, config) -> tuple[dict | None, BaseException | None]:
+def _redis_down(exc: RedisError) -> WeChatAPIError:
+    # token cache or rate limiter unreachable: nothing was sent, so retry later
+    return WeChatAPIError(None, f"Redis unavailable: {exc}"[:200], kind="transient")
+
+
+class _Tokens:
+    """Rate-limit tokens for the sends of one job, taken from the shared buckets a claimed batch at a time.
+
+    ``take`` answers which claimed items may go (their tokens in hand: one Redis call per bucket and batch)
+    and which got none within RATE_WAIT.  ``prefetch`` takes, without waiting, as many tokens as the last batch
+    needed while the sends are in flight, so the next batch usually finds them in hand.  Tokens left at the
+    end of the job are dropped: the bucket bounds tokens taken, and every send spends one it took.  Buckets
+    of burst 1 (a WeCom bot: N a minute) are left to each send, so one slow bot holds only its own slot.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.held: Counter = Counter()  # bucket -> tokens in hand
+
+    def take(self, items: list[dict]) -> tuple[list[tuple[dict, bool]], list[tuple[dict, BaseException]]]:
+        go, refused = [], []
+        for bucket, group in self._groups(items).items():
+            name, rate, burst = bucket
+            if burst <= 1:
+                go += [(item, False) for item in group]
+                continue
+            error = None
+            try:
+                while self.held[bucket] < len(group) and error is None:
+                    count = min(len(group) - self.held[bucket], burst)
+                    if ratelimit.acquire(name, rate, burst, timeout=RATE_WAIT, count=count):
+                        self.held[bucket] += count
+                    else:
+                        error = WeChatAPIError(None, NO_TOKEN, kind="transient")
+            except RedisError as exc:
+                error = _redis_down(exc)
+            ready = min(len(group), self.held[bucket])
+            self.held[bucket] -= ready
+            go += [(item, True) for item in group[:ready]]
+            refused += [(item, error) for item in group[ready:]]
+        return go, refused
+
+    def prefetch(self, items: list[dict]) -> None:
+        for bucket, group in self._groups(items).items():
+            name, rate, burst = bucket
+            want = min(len(group), burst) - self.held[bucket]
+            if burst > 1 and want > 0:
+                try:
+                    if ratelimit.try_acquire(name, rate, burst, count=want) == 0:
+                        self.held[bucket] += want
+                except RedisError:
+                    return  # the next take waits (or fails) for them
+
+    def _groups(self, items: list[dict]) -> dict[tuple, list[dict]]:
+        groups: dict[tuple, list[dict]] = {}
+        for item in items:
+            groups.setdefault(_bucket(item, self.config), []).append(item)
+        return groups
+
+
+def _dispatch(app, item: dict, config, token_taken: bool) -> tuple[dict | None, BaseException | None]:
     """One send on a pool thread, in its own app context; answers (answer, error) and never raises."""
     try:
         with app.app_context():
-            if not ratelimit.acquire(*_bucket(item, config), timeout=RATE_WAIT):
-                raise WeChatAPIError(None, "rate limit: no token within the wait", kind="transient")
+            if not token_taken and not ratelimit.acquire(*_bucket(item, config), timeout=RATE_WAIT):
+                raise WeChatAPIError(None, NO_TOKEN, kind="transient")
             return SENDERS[item["channel"]](item), None
-    except RedisError as exc:  # token cache or rate limiter unreachable: nothing was sent, so retry later
-        return None, WeChatAPIError(None, f"Redis unavailable: {exc}"[:200], kind="transient")
+    except RedisError as exc:
+        return None, _redis_down(exc)
     except Exception as exc:  # recorded on the row; nothing a send does may crash the worker
         return None, exc
+
+
+def _finished(futures, need: int) -> list:
+    """Wait until at least ``need`` of ``futures`` have finished; the finished ones."""
+    done, waiting = [], set(futures)
+    while len(done) < need:
+        ready, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+        done += ready
+    return done
 
 
 @job
@@ -90,27 +166,33 @@ def send_deliveries(ids: list[int]) -> dict:
     config = app_config()
     app = current_app._get_current_object()
     width = max(1, config.DELIVERY_CONCURRENCY)
-    todo, inflight, counts, fallbacks = list(dict.fromkeys(ids)), {}, Counter(), []
-    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="delivery") as pool:
-        while todo or inflight:
-            finished = set()
-            if inflight and (not todo or len(inflight) >= width):
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+    gather = max(1, width // GATHER)
+    todo, inflight, counts, fallbacks, tokens = list(dict.fromkeys(ids)), {}, Counter(), [], _Tokens(config)
+    done: list[tuple[dict, dict | None, BaseException | None]] = []  # finished (or refused) sends to record
+    with gateway.token_cache(), ThreadPoolExecutor(max_workers=width, thread_name_prefix="delivery") as pool:
+        while todo or inflight or done:
+            # Wait for enough sends to finish that a claim fills ``gather`` slots (draining: for any one).
+            need = min(gather - (width - len(inflight)), len(inflight)) if todo else 1
+            if inflight and not done and need > 0:
+                for future in _finished(inflight, need):
+                    done.append((inflight.pop(future), *future.result()))
             now = utcnow()
             results = []
-            for future in finished:
-                item = inflight.pop(future)
-                row = deliveries.outcome(item, *future.result(), now, config)
+            for item, answer, error in done:
+                row = deliveries.outcome(item, answer, error, now, config)
                 results.append(row)
                 counts[row["status"]] += 1
                 fallbacks += deliveries.after_failure(item, row, now) if row["status"] != "sent" else []
-            deliveries.record(results)
-            batch, todo = todo[:width - len(inflight)], todo[width - len(inflight):]
-            ready, more = deliveries.claim_for_sending(batch, now)
-            fallbacks += more
+            free = width - len(inflight)
+            ready, more = deliveries.claim_for_sending(todo[:free], now, results)
+            todo, fallbacks = todo[free:], fallbacks + more
             db.commit()  # results and the next claims are durable before any further HTTP call
-            for item in ready:
-                inflight[pool.submit(_dispatch, app, item, config)] = item
+            go, refused = tokens.take(ready)
+            done = [(item, None, error) for item, error in refused]
+            for item, taken in go:
+                inflight[pool.submit(_dispatch, app, item, config, taken)] = item
+            if todo:
+                tokens.prefetch(ready)
     messages.enqueue_send(fallbacks)
     return dict(counts)
 

@@ -141,6 +141,10 @@ def worker(queue_names, burst, name):
     engine = app.extensions["unionhub"]["engine"]
     engine.dispose()
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    # Configure the ORM mappers once here: otherwise every work horse does it again at its first query.
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
     names = [q.strip() for q in queue_names.split(",")] if queue_names else list(queues.ALL)
     unknown = [n for n in names if n not in queues.ALL]
     if unknown:

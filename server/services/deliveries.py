@@ -3,7 +3,10 @@
 Rules (flush only; the job in jobs/delivery.py commits):
 
 * a worker sends only rows it claimed with one conditional UPDATE
-  (``pending`` and due -> ``sending``), so a row is sent at most once;
+  (``pending``, due and, for an announcement's rows, the announcement still
+  ``sending`` -> ``sending``), so a row is sent at most once and a pause takes
+  effect at the next claim; the UPDATE returns what the send needs (the row,
+  the person's openids and follow state, the group bot's key);
 * a row stuck in ``sending`` past the lease becomes ``unknown`` (it may
   have reached WeChat) and is reported, never sent again;
 * permanent errors are recorded with WeChat's code; transient ones go back
@@ -19,7 +22,7 @@ import logging
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, literal_column, or_, select, update
 
 from server.extensions import db
 from server.models import Announcement, Delivery, OrgWebhook, Person, utcnow
@@ -39,23 +42,50 @@ RESULT_FIELDS = ("status", "attempts", "sent_at", "wechat_msgid", "error_code", 
 
 # -- claim ---------------------------------------------------------------------------------------
 
-def claim(ids: list[int], now: datetime) -> list[int]:
-    """Atomically move the given due ``pending`` rows to ``sending``; the ids this caller now owns."""
+#: What a send needs besides the delivery row, read by the claiming UPDATE (subqueries correlated on the row).
+#: The row's columns are named in full text: SQLAlchemy writes a RETURNING clause without table names on SQLite,
+#: and a bare ``org_id`` inside the subquery would be the webhook's own column.
+_ROW_PERSON, _ROW_ORG = literal_column("deliveries.person_id"), literal_column("deliveries.org_id")
+_PERSON = [select(getattr(Person, f)).where(Person.id == _ROW_PERSON).scalar_subquery().label(f) for f in PERSON_FIELDS]
+_WEBHOOK = [select(OrgWebhook.webhook_key).where(OrgWebhook.org_id == _ROW_ORG).scalar_subquery().label("webhook_key"),
+            select(OrgWebhook.active).where(OrgWebhook.org_id == _ROW_ORG).scalar_subquery().label("webhook_active")]
+# Built once: a sender runs them every few sends, and building (and keying) a statement costs more than running it.
+# ``status || ''``: the same test, but no index on status is usable, so the rows are found by id.  Otherwise a
+# database without statistics (SQLite always, PostgreSQL on a fresh table) may read every pending row instead
+# (a whole broadcast's while its fan-out runs ahead of the sends) for each claim.
+_CLAIM = (update(T).where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.status.concat("") == "pending",
+                          or_(T.c.not_before.is_(None), T.c.not_before <= bindparam("now")),
+                          or_(T.c.announcement_id.is_(None), exists().where(Announcement.id == T.c.announcement_id,
+                                                                            Announcement.status == "sending")))
+          .values(status="sending", claimed_at=bindparam("now"), updated_at=bindparam("now"), attempts=T.c.attempts + 1)
+          .returning(*T.c, *_PERSON, *_WEBHOOK))
+_RECORD = (update(T).where(T.c.id == bindparam("_id"), or_(T.c.status == "sending", T.c.status == "unknown"))
+           .values(updated_at=bindparam("now"), **{f: bindparam(f"v_{f}") for f in RESULT_FIELDS}))
+
+
+_CLAIM_AND_RECORD: dict[int, object] = {}  # successes recorded -> the claim with their UPDATE in a WITH (PostgreSQL)
+
+
+def claim(ids: list[int], now: datetime, sent: list[dict] = ()) -> list[dict]:
+    """Atomically move the given due ``pending`` rows to ``sending``: the rows this caller now owns, as plain
+    data for the sending threads (no ORM objects cross threads), by id.
+
+    Rows of an announcement that is not ``sending`` (paused, cancelled) are left as they are.  ``sent``: plain
+    successes (see :func:`record`) to record in the same statement on PostgreSQL (a WITH), else just before.
+    """
     if not ids:
+        record(list(sent))
         return []
-    due = or_(T.c.not_before.is_(None), T.c.not_before <= now)
-    stmt = (update(T).where(T.c.id.in_(ids), T.c.status == "pending", due)
-            .values(status="sending", claimed_at=now, updated_at=now, attempts=T.c.attempts + 1).returning(T.c.id))
-    return sorted(db.execute(stmt).scalars())
-
-
-def load(ids: list[int]) -> list[dict]:
-    """Claimed rows as plain data for the sending threads (no ORM objects cross threads)."""
-    query = (select(T, *(getattr(Person, f) for f in PERSON_FIELDS), OrgWebhook.webhook_key, OrgWebhook.active.label("webhook_active"))
-             .outerjoin(Person, Person.id == T.c.person_id)
-             .outerjoin(OrgWebhook, OrgWebhook.org_id == T.c.org_id)
-             .where(T.c.id.in_(ids)).order_by(T.c.id))
-    return [dict(row._mapping) for row in db.execute(query)]
+    stmt, params = _CLAIM, {"ids": list(ids), "now": now}
+    if sent and db.get_bind().dialect.name == "postgresql" and len({r["sent_at"] for r in sent}) == 1:
+        stmt = _CLAIM_AND_RECORD.get(len(sent))
+        if stmt is None:
+            stmt = _CLAIM_AND_RECORD[len(sent)] = _CLAIM.add_cte(_sent_stmt(len(sent), "recorded_at").cte("recorded"))
+        params.update(_sent_params(sent), recorded_at=sent[0]["sent_at"])
+    else:
+        record(list(sent))
+    rows = db.execute(stmt, params)
+    return sorted((dict(row._mapping) for row in rows), key=lambda item: item["id"])
 
 
 def precheck(item: dict, now: datetime) -> str | None:
@@ -69,16 +99,20 @@ def precheck(item: dict, now: datetime) -> str | None:
                              spend_cs=lambda: people.spend_cs(item["person_id"], now))
 
 
-def claim_for_sending(ids: list[int], now: datetime) -> tuple[list[dict], list[int]]:
-    """Claim, load and check: (items to send, ids of fall-back deliveries created for skipped ones)."""
-    ready, fallbacks = [], []
-    for item in load(claim(ids, now)):
+def claim_for_sending(ids: list[int], now: datetime, results: list[dict] = ()) -> tuple[list[dict], list[int]]:
+    """Record ``results``, then claim, load and check: (items to send, ids of fall-back deliveries created for
+    skipped ones).  Plain successes among the results are written by the claiming statement where it can."""
+    sent = [r for r in results if plain_success(r)]
+    record([r for r in results if not plain_success(r)])
+    ready, skipped, fallbacks = [], [], []
+    for item in claim(ids, now, sent):
         reason = precheck(item, now)
         if reason is None:
             ready.append(item)
             continue
-        record([result(item, "skipped", skip_reason=reason, attempts=item["attempts"] - 1)])
+        skipped.append(result(item, "skipped", skip_reason=reason, attempts=item["attempts"] - 1))
         fallbacks += fall_back(item, now)
+    record(skipped)
     return ready, fallbacks
 
 
@@ -105,13 +139,44 @@ def outcome(item: dict, answer: dict | None, error: BaseException | None, now: d
     return result(item, "pending", error_code=code, error_message=message, not_before=now + timedelta(seconds=delay))
 
 
+_SENT: dict[tuple, object] = {}  # (rows, time parameter) -> the UPDATE recording that many plain successes
+
+
+def _sent_stmt(rows: int, at: str = "now"):
+    """UPDATE for ``rows`` successes sent at one time: one statement whatever their number (each has its msgid)."""
+    stmt = _SENT.get((rows, at))
+    if stmt is None:
+        ids = [bindparam(f"i{n}", type_=T.c.id.type) for n in range(rows)]
+        msgid = case(*[(T.c.id == i, bindparam(f"m{n}", type_=T.c.wechat_msgid.type)) for n, i in enumerate(ids)])
+        stmt = _SENT[rows, at] = (update(T).where(T.c.id.in_(ids), T.c.status.in_(("sending", "unknown")))
+                                  .values(status="sent", sent_at=bindparam(at), wechat_msgid=msgid, updated_at=bindparam(at),
+                                          **dict.fromkeys(("error_code", "error_message", "skip_reason", "not_before"))))
+    return stmt
+
+
+def _sent_params(rows: list[dict]) -> dict:
+    return {**{f"i{n}": r["_id"] for n, r in enumerate(rows)}, **{f"m{n}": r["wechat_msgid"] for n, r in enumerate(rows)}}
+
+
+def plain_success(r: dict) -> bool:
+    """A result that only says "sent" (with a msgid): the common case, recorded many at a time."""
+    return r["status"] == "sent" and not any(r[f] for f in ("error_code", "error_message", "skip_reason", "not_before"))
+
+
 def record(results: list[dict]) -> None:
-    """Write results, but only over rows still claimed (or marked unknown meanwhile by the sweep)."""
-    if results:
-        claimed = or_(T.c.status == "sending", T.c.status == "unknown")  # no IN: it cannot be used with executemany
-        stmt = (update(T).where(T.c.id == bindparam("_id"), claimed)
-                .values(updated_at=utcnow(), **{f: bindparam(f"v_{f}") for f in RESULT_FIELDS}))
-        db.execute(stmt, [{"_id": r["_id"], **{f"v_{f}": r[f] for f in RESULT_FIELDS}} for r in results])
+    """Write results, but only over rows still claimed (or marked unknown meanwhile by the sweep).
+
+    Successes sent at one time (a batch of finished sends) share one UPDATE; anything else is one executemany.
+    """
+    sent: dict = {}
+    others = []
+    for r in results:
+        (sent.setdefault(r["sent_at"], []) if plain_success(r) else others).append(r)
+    for at, rows in sent.items():
+        db.execute(_sent_stmt(len(rows)), {"now": at, **_sent_params(rows)})
+    if others:
+        now = utcnow()
+        db.execute(_RECORD, [{"_id": r["_id"], "now": now, **{f"v_{f}": r[f] for f in RESULT_FIELDS}} for r in others])
 
 
 def after_failure(item: dict, row: dict, now: datetime) -> list[int]:

@@ -3,8 +3,12 @@
 * :class:`GatewayClient` is a ``wechatpy.WeChatClient`` whose every URL on
   ``https://api.weixin.qq.com`` is rewritten to ``WECHAT_API_BASE``, whose
   HTTP goes through one pooled ``requests.Session`` per process with the
-  ``WECHAT_HTTP_TIMEOUT``, and whose access token lives in Redis, shared
-  by all processes (:class:`TokenStore`).
+  ``WECHAT_HTTP_TIMEOUT`` (a plain call, the usual case, goes straight to
+  the session's urllib3 pool: see :func:`_plain_request`), and whose access
+  token lives in Redis, shared
+  by all processes (:class:`TokenStore`); inside :func:`token_cache` (a
+  delivery job) each process also keeps it in memory until shortly before
+  the Redis copy expires, so a batch of sends reads Redis once.
 * Every failure surfaces as :class:`~server.wechat.errors.WeChatAPIError`
   with ``kind`` permanent / transient / token.  A rejected token
   (40001/40014/42001) is invalidated and refreshed once and the call
@@ -22,18 +26,25 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from urllib.parse import urlsplit
+from functools import lru_cache
+from types import SimpleNamespace
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from flask import current_app
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers, get_environ_proxies
+from urllib3.exceptions import HTTPError as URLLib3Error
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.util import Timeout
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from .errors import WeChatAPIError, classify
 
 __all__ = [
-    "WeChatAPIError", "classify", "GatewayClient", "TokenStore", "oa_client", "mp_client", "http_session",
+    "WeChatAPIError", "classify", "GatewayClient", "TokenStore", "token_cache", "oa_client", "mp_client", "http_session",
     "jscode2session", "wecom_webhook_send", "send_custom_text", "send_template", "send_mp_subscribe",
     "get_user_info", "create_menu", "create_qrcode", "msg_sec_check", "get_wxacode_unlimited",
 ]
@@ -44,6 +55,7 @@ WECHAT_API_HOST = "https://api.weixin.qq.com"
 TOKEN_KEY = "unionhub:wechat:token:{appid}"
 LOCK_KEY = "unionhub:wechat:token-lock:{appid}"
 TOKEN_MARGIN = 300  # seconds a token is dropped from the cache before WeChat expires it
+LOCAL_MARGIN = 5.0  # seconds an in-memory copy is dropped before the Redis copy expires
 POLL_INTERVAL = 0.05
 #: Endpoints called with credentials or a ticket rather than an access token.
 NO_TOKEN_PATHS = frozenset({"/cgi-bin/token", "/cgi-bin/stable_token", "/sns/jscode2session", "/cgi-bin/showqrcode"})
@@ -107,15 +119,87 @@ def parse_response(res: requests.Response):
     return body
 
 
-def _send(method: str, url: str, timeout: float, **kwargs):
+@lru_cache(maxsize=64)
+def _proxied(origin: str) -> bool:
+    """True when the environment (HTTP(S)_PROXY, NO_PROXY) routes ``origin`` through a proxy (read once per origin)."""
+    return bool(get_environ_proxies(origin))
+
+
+def _plain_request(session: requests.Session, method: str, url: str, timeout: float, params=None, data=None,
+                   headers=None, **other) -> requests.Response | None:
+    """A plain call (bytes or no body, no proxy, the session's own HTTPAdapter) sent straight to the adapter's
+    urllib3 pool; None for anything else, which takes requests' full path.
+
+    ``Session.request`` costs about twice the HTTP exchange itself (environment and proxy lookups,
+    cookies, hooks, redirect handling) and WeChat's APIs need none of it; a broadcast makes one call
+    per message.  Same pools, TLS settings, timeouts and no retries as the full path, and the same
+    exceptions (requests') on failure.
+    """
+    if other or not (data is None or isinstance(data, bytes)) or session.proxies:
+        return None
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    adapter = session.get_adapter(url)
+    if type(adapter) is not HTTPAdapter or (session.trust_env and _proxied(origin)):
+        return None
+    query = "&".join(filter(None, (parts.query, urlencode(params) if params else "")))
+    target = (parts.path or "/") + (f"?{query}" if query else "")
+    sent = {**session.headers, **(headers or {})}
     try:
-        res = http_session().request(method, url, timeout=timeout, **kwargs)
+        pool = adapter.get_connection_with_tls_context(SimpleNamespace(url=url), session.verify, cert=session.cert)
+        raw = pool.urlopen(method.upper(), target, body=data, headers=sent, redirect=False, assert_same_host=False,
+                           retries=False, timeout=Timeout(connect=timeout, read=timeout), preload_content=True,
+                           decode_content=True)
+    except ReadTimeoutError as exc:
+        raise requests.ReadTimeout(exc) from exc
+    except ConnectTimeoutError as exc:
+        raise (requests.ConnectionError if isinstance(exc, NewConnectionError) else requests.ConnectTimeout)(exc) from exc
+    except (URLLib3Error, OSError) as exc:
+        raise requests.ConnectionError(exc) from exc
+    res = requests.Response()
+    res.status_code, res.reason, res.url, res._content = raw.status, raw.reason, url, raw.data
+    res.headers = CaseInsensitiveDict(raw.headers)
+    res.encoding = get_encoding_from_headers(res.headers)
+    return res
+
+
+def _send(method: str, url: str, timeout: float, **kwargs):
+    session = http_session()
+    try:
+        res = _plain_request(session, method, url, timeout, **kwargs)
+        if res is None:  # (not "or": a Response with an error status is falsy)
+            res = session.request(method, url, timeout=timeout, **kwargs)
     except requests.RequestException as exc:
         raise WeChatAPIError(None, f"{type(exc).__name__}: {exc}") from exc
     return parse_response(res)
 
 
 # -- access tokens -------------------------------------------------------------------------------
+
+_scope_lock = threading.Lock()
+_scopes = 0  # token_cache() blocks open in this process
+_generation = 0  # bumped whenever the first block opens: copies from an earlier block are never used
+
+
+@contextmanager
+def token_cache():
+    """Keep access tokens in memory while the block runs (all threads of the process share them).
+
+    Outside such a block every call reads Redis, so a token replaced or deleted there (by another
+    process, an operator, a test) is seen at once; inside, a token refused by WeChat is still
+    refreshed once through Redis and the new one replaces the copy.
+    """
+    global _scopes, _generation
+    with _scope_lock:
+        if _scopes == 0:
+            _generation += 1
+        _scopes += 1
+    try:
+        yield
+    finally:
+        with _scope_lock:
+            _scopes -= 1
+
 
 class TokenStore:
     """One app's access token in Redis, refreshed by one process at a time under a Redis lock."""
@@ -126,16 +210,36 @@ class TokenStore:
         self.lock_key = LOCK_KEY.format(appid=appid)
         self.fetch = fetch  # fetch(force: bool) -> {"access_token", "expires_in"}
         self.wait_seconds = wait_seconds
+        self._local: tuple[str, float, int] | None = None  # (token, monotonic deadline, generation)
 
     def cached(self) -> str | None:
+        """The token in Redis (never the in-memory copy)."""
         value = self.redis.get(self.key)
         return value.decode() if value else None
 
     def get(self) -> str:
-        return self.cached() or self.refresh()
+        if not _scopes:
+            return self.cached() or self.refresh()
+        local = self._local
+        if local is not None and local[2] == _generation and time.monotonic() < local[1]:
+            return local[0]
+        with self.redis.pipeline(transaction=False) as pipe:
+            value, ttl_ms = pipe.get(self.key).pttl(self.key).execute()
+        if not value:
+            return self.refresh()
+        token = value.decode()
+        self._remember(token, ttl_ms / 1000 if ttl_ms and ttl_ms > 0 else 0)
+        return token
+
+    def _remember(self, token: str, ttl: float) -> None:
+        if _scopes and ttl > LOCAL_MARGIN:
+            self._local = (token, time.monotonic() + ttl - LOCAL_MARGIN, _generation)
 
     def invalidate(self, token: str) -> None:
-        """Drop the cached token, but only if it is still the one that failed."""
+        """Drop the cached token (and the in-memory copy), but only if it is still the one that failed."""
+        local = self._local
+        if local is not None and local[0] == token:
+            self._local = None
         self.redis.eval(_DELETE_IF_EQUAL, 1, self.key, token)
 
     def refresh(self, stale: str | None = None) -> str:
@@ -147,16 +251,23 @@ class TokenStore:
                 try:
                     current = self.cached()
                     if current and current != stale:
-                        return current
+                        return self._found(current)
                     return self._fetch_and_store(stale)
                 finally:
                     self.redis.eval(_DELETE_IF_EQUAL, 1, self.lock_key, owner)
             time.sleep(POLL_INTERVAL)
             current = self.cached()
             if current and current != stale:
-                return current
+                return self._found(current)
             if time.monotonic() > deadline:
                 raise WeChatAPIError(None, "timed out waiting for another process to refresh the access token")
+
+    def _found(self, token: str) -> str:
+        """A token another process stored: remembered in memory (inside token_cache) for its Redis lifetime."""
+        if _scopes:
+            ttl_ms = self.redis.pttl(self.key)
+            self._remember(token, ttl_ms / 1000 if ttl_ms and ttl_ms > 0 else 0)
+        return token
 
     def _fetch_and_store(self, stale: str | None) -> str:
         result = self.fetch(False)
@@ -166,6 +277,7 @@ class TokenStore:
         token, expires_in = result["access_token"], int(result.get("expires_in") or 7200)
         ttl = expires_in - TOKEN_MARGIN if expires_in > 2 * TOKEN_MARGIN else max(expires_in // 2, 1)
         self.redis.set(self.key, token, ex=ttl)
+        self._remember(token, ttl)
         log.info("fetched a new access token (expires in %ss, cached %ss)", expires_in, ttl)
         return token
 
