@@ -8,6 +8,7 @@ import time
 import uuid
 
 from flask import Flask, g, request
+from flask.sessions import SessionInterface
 from flask_smorest import Api
 from redis import Redis
 from sqlalchemy import create_engine, event
@@ -116,8 +117,23 @@ def create_app(config: Config | dict | None = None) -> Flask:
     return app
 
 
+class _NoCookieSessions(SessionInterface):
+    """UnionHub keeps no state in Flask's cookie session (tokens are bearer tokens).
+
+    Flask's default would build an itsdangerous signer and look for the cookie on every
+    request; ``None`` gives Flask's null session, which refuses writes.
+    """
+
+    def open_session(self, app, request):
+        return None
+
+    def save_session(self, app, session, response):
+        return None
+
+
 def _register_unit_of_work(app: Flask) -> None:
     """One unit of work per request: commit once at the end, roll back on any error."""
+    app.session_interface = _NoCookieSessions()
 
     @app.before_request
     def _start():

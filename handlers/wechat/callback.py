@@ -4,46 +4,55 @@ GET answers WeChat's URL verification (echostr).  POST handles a push:
 
 1. refuse a body over the size cap (413), a timestamp outside the window or
    a bad signature (403) — nothing is handled;
-2. decrypt in safe/compatible mode (``encrypt_type=aes``, ``msg_signature``)
-   with wechatpy, after refusing any DTD or entity declaration (no DTDs, no
-   entities: hostile XML gets 400, never a parse);
-3. claim the push in Redis with ``SET NX`` under FromUserName + MsgId (or
-   FromUserName + CreateTime + Event); a retry of a push that is being or
-   has been handled waits briefly for, and returns, the same reply — its
-   bot never runs twice;
+2. decrypt in safe/compatible mode (``encrypt_type=aes``, ``msg_signature``),
+   after refusing any DTD or entity declaration (no DTDs, no entities:
+   hostile XML gets 400, never a parse); see ``server/wechat/wire.py``;
+3. claim the push in Redis under FromUserName + MsgId (or FromUserName +
+   CreateTime + Event): one script call takes the claim if it is free and
+   returns the sender's pending conversation with it, or returns what the
+   claim holds; a retry of a push that is being or has been handled waits
+   briefly for, and returns, the same reply — its bot never runs twice
+   (``claims.py``);
 4. route to a bot and run it within a time budget; a bot that overruns is
    left to finish in the background and its answer is delivered by an RQ
    job as a customer-service message, while WeChat gets a short "处理中"
    reply at once.  Bots registered ``slow=True`` always run as a job;
-5. log the push (who, what, which bot, how long) through a Redis list that
-   a job stores in the database in batches.
+5. store the answer under the claim and log the push (who, what, which bot,
+   how long) in one more script call: the log is a Redis list that a job
+   stores in the database in batches.
+
+Two Redis round trips per push, each one command.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from urllib.parse import unquote_plus
 
-import xmltodict
 from flask import Blueprint, Response, current_app, request
-from wechatpy.crypto import WeChatCrypto
-from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
-from wechatpy.utils import check_signature
 
 from server.extensions import db, get_redis
+from server.wechat.wire import (
+    ExpatError,
+    InvalidAppIdException,
+    InvalidSignatureException,
+    MessageCrypto,
+    parse_xml,
+    signature_ok,
+)
 
 from . import bots  # noqa: F401  (registers the bots)
 from . import replies
-from .pushlog import log_push, schedule_drain_if_needed
+from .claims import PushClaims
+from .pushlog import push_record, schedule_drain_if_needed
 from .router import NOT_FETCHED, BotContext, Route, conversation_key, router
 
 log = logging.getLogger("unionhub.wechat.callback")
 blp = Blueprint("wechat", __name__)
 
-DEDUP_TTL = 600  # WeChat retries within 15 s; keep answers long enough for any retry
 RETRY_WAIT = 3.0  # how long a retry waits for the first attempt's answer
 _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bot")
 
@@ -56,19 +65,39 @@ def _forbidden(code: str) -> Response:
     return Response(code, status=403, mimetype="text/plain")
 
 
-def _timestamp_ok(timestamp: str) -> bool:
+def _bad_request() -> Response:
+    return Response("bad_request", status=400, mimetype="text/plain")
+
+
+def _timestamp_ok(timestamp: str, cfg=None) -> bool:
     try:
-        return abs(time.time() - int(timestamp)) <= _cfg().WECHAT_CALLBACK_MAX_AGE
+        return abs(time.time() - int(timestamp)) <= (cfg or _cfg()).WECHAT_CALLBACK_MAX_AGE
     except (TypeError, ValueError):
         return False
 
 
-def _signature_ok(signature: str, timestamp: str, nonce: str) -> bool:
-    try:
-        check_signature(_cfg().WECHAT_OA_TOKEN, signature or "", timestamp or "", nonce or "")
-        return True
-    except InvalidSignatureException:
-        return False
+def _signature_ok(signature: str, timestamp: str, nonce: str, cfg=None) -> bool:
+    return signature_ok((cfg or _cfg()).WECHAT_OA_TOKEN, signature or "", timestamp or "", nonce or "")
+
+
+def _query(environ: dict) -> dict[str, str]:
+    """The query string's parameters (the first value of each), as ``request.args`` would give them.
+
+    WeChat's parameters are plain ASCII; werkzeug's MultiDict costs the callback more than
+    the rest of its argument handling together.
+    """
+    raw = environ.get("QUERY_STRING") or ""
+    if not raw.isascii():  # WSGI passes the raw bytes as latin-1
+        raw = raw.encode("latin-1").decode("utf-8", "replace")
+    args: dict[str, str] = {}
+    for part in raw.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            name, value = unquote_plus(name), unquote_plus(value)
+        args.setdefault(name, value)
+    return args
 
 
 @blp.get("/wechat")
@@ -81,33 +110,30 @@ def verify():
     return Response(args.get("echostr", ""), mimetype="text/plain")
 
 
-_DTD = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
-
-
 def _safe_xml(raw: bytes | str) -> dict:
-    """Parse WeChat XML, refusing any DTD or entity declaration before the parser sees it.
-
-    WeChat never sends a DTD.  The byte scan refuses them outright (no entity is ever
-    parsed, let alone expanded or fetched); expat with xmltodict's ``disable_entities``
-    is the second line.  One parse instead of defusedxml's extra tree build: this runs
-    twice per safe-mode push.
-    """
-    if _DTD.search(raw if isinstance(raw, bytes) else raw.encode()):
-        raise ValueError("DTDs and entities are refused")
-    parsed = xmltodict.parse(raw, disable_entities=True)
-    message = parsed.get("xml") if isinstance(parsed, dict) else None
+    """A push's fields: WeChat XML with the root ``<xml>``, DTDs and entities refused (see ``wire.parse_xml``)."""
+    message = parse_xml(raw).get("xml")
     if not isinstance(message, dict):
         raise ValueError("the root element must be <xml>")
     return message
 
 
-def _crypto() -> WeChatCrypto:
-    """The app's WeChatCrypto, built once (it is used twice per safe-mode push)."""
-    ext = current_app.extensions["unionhub"]
-    if "oa_crypto" not in ext:
+def _crypto(ext: dict | None = None) -> MessageCrypto:
+    """The app's MessageCrypto, built once (it is used twice per safe-mode push)."""
+    ext = ext or current_app.extensions["unionhub"]
+    crypto = ext.get("oa_crypto")
+    if crypto is None:
         cfg = ext["config"]
-        ext["oa_crypto"] = WeChatCrypto(cfg.WECHAT_OA_TOKEN, cfg.WECHAT_OA_AES_KEY, cfg.WECHAT_OA_APPID)
-    return ext["oa_crypto"]
+        crypto = ext["oa_crypto"] = MessageCrypto(cfg.WECHAT_OA_TOKEN, cfg.WECHAT_OA_AES_KEY, cfg.WECHAT_OA_APPID)
+    return crypto
+
+
+def _claims(ext: dict) -> PushClaims:
+    """The app's PushClaims (the claim and store calls), built once."""
+    claims = ext.get("wx_claims")
+    if claims is None:
+        claims = ext["wx_claims"] = PushClaims(ext["redis"])
+    return claims
 
 
 def dedup_key(message: dict) -> str:
@@ -123,67 +149,65 @@ def dedup_key(message: dict) -> str:
 @blp.post("/wechat")
 def receive():
     started = time.perf_counter()
-    cfg = _cfg()
-    args = request.args
-    if (request.content_length or 0) > cfg.WECHAT_CALLBACK_MAX_BYTES:
+    ext = current_app.extensions["unionhub"]
+    cfg = ext["config"]
+    req = request._get_current_object()  # type: ignore[attr-defined]  (one proxy lookup, not five)
+    if (req.content_length or 0) > cfg.WECHAT_CALLBACK_MAX_BYTES:
         return Response("payload_too_large", status=413, mimetype="text/plain")
-    body = request.stream.read(cfg.WECHAT_CALLBACK_MAX_BYTES + 1)
+    body = req.stream.read(cfg.WECHAT_CALLBACK_MAX_BYTES + 1)
     if len(body) > cfg.WECHAT_CALLBACK_MAX_BYTES:
         return Response("payload_too_large", status=413, mimetype="text/plain")
+    args = _query(req.environ)
     timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
-    if not _timestamp_ok(timestamp):
+    if not _timestamp_ok(timestamp, cfg):
         return _forbidden("stale_timestamp")
     # Plaintext and compatible mode both carry `signature`; safe mode is checked by msg_signature.
     encrypted = args.get("encrypt_type", "raw").lower() == "aes"
-    if not encrypted and not _signature_ok(args.get("signature", ""), timestamp, nonce):
+    if not encrypted and not _signature_ok(args.get("signature", ""), timestamp, nonce, cfg):
         return _forbidden("bad_signature")
     try:
         if encrypted:
-            # wechatpy takes the envelope already parsed (it would otherwise parse the body again).
             envelope = _safe_xml(body)
-            plain = _crypto().decrypt_message(envelope, args.get("msg_signature", ""), timestamp, nonce)
+            plain = _crypto(ext).decrypt(envelope["Encrypt"], args.get("msg_signature", ""), timestamp, nonce)
             message = _safe_xml(plain)
         else:
             message = _safe_xml(body)
     except (InvalidSignatureException, InvalidAppIdException):
         return _forbidden("bad_signature")
-    except (ValueError, KeyError, TypeError, xmltodict.expat.ExpatError) as exc:
+    except (ValueError, KeyError, TypeError, ExpatError) as exc:  # UnicodeDecodeError is a ValueError
         log.info("refused a malformed push: %s", type(exc).__name__)
-        return Response("bad_request", status=400, mimetype="text/plain")
-    except Exception:  # a broken ciphertext (bad padding, bad base64) is bad input too
+        return _bad_request()
+    except Exception:  # anything else a hostile ciphertext might provoke is bad input too
         log.info("refused an undecryptable push", exc_info=True)
-        return Response("bad_request", status=400, mimetype="text/plain")
+        return _bad_request()
     if not message.get("FromUserName") or not message.get("MsgType"):
-        return Response("bad_request", status=400, mimetype="text/plain")
+        return _bad_request()
 
     spec = handle_push(message, encrypted, started)
+    if spec is None:
+        return Response("success", mimetype="text/plain")
     xml = replies.render_xml(spec, message)
-    if encrypted and xml != "success":
-        xml = _crypto().encrypt_message(xml, nonce, timestamp)
-    return Response(xml, mimetype="application/xml" if xml != "success" else "text/plain")
+    if encrypted:
+        xml = _crypto(ext).encrypt(xml, nonce, timestamp)
+    return Response(xml, mimetype="application/xml")
 
 
 def handle_push(message: dict, encrypted: bool, started: float) -> dict | None:
     """Claim, route, run and log one push; return the reply spec (None means `success`)."""
-    redis = get_redis()
+    ext = current_app.extensions["unionhub"]
+    redis, claims = ext["redis"], _claims(ext)
     key = dedup_key(message)
     claim_key = f"unionhub:wx:push:{key}"
-    conversation = NOT_FETCHED
-    if (message.get("MsgType") or "").lower() == "text":
-        # A text message is routed by the sender's pending conversation first: read it in the
-        # same round trip as the claim (one round trip fewer; ignored when the claim fails).
-        pipe = redis.pipeline(transaction=False)
-        pipe.set(claim_key, "", nx=True, ex=DEDUP_TTL)
-        pipe.get(conversation_key(message.get("FromUserName", "")))
-        claimed, conversation = pipe.execute()
-    else:
-        claimed = redis.set(claim_key, "", nx=True, ex=DEDUP_TTL)
+    # A text message is routed by the sender's pending conversation first: read it with the claim.
+    is_text = (message.get("MsgType") or "").lower() == "text"
+    claimed, held = claims.claim(claim_key, conversation_key(message.get("FromUserName", "")) if is_text else None)
     if not claimed:
-        return _answer_of_retry(redis, claim_key)
+        return _answer_of_retry(redis, claim_key, held)
+    conversation = held if is_text else NOT_FETCHED
 
     route, spec, error = None, None, None
     try:
-        ctx = BotContext(message, redis, _cfg(), conversation=conversation)
+        ctx = BotContext(message, redis, ext["config"], conversation=conversation)
         route = router.resolve(ctx)
         spec = _run(route, message)
     except Exception as exc:  # routing itself failed: answer politely, never 5xx
@@ -191,34 +215,33 @@ def handle_push(message: dict, encrypted: bool, started: float) -> dict | None:
         error = type(exc).__name__
         spec = replies.to_spec(replies.BUSY_TEXT)
     duration_ms = (time.perf_counter() - started) * 1000
-    pipe = redis.pipeline(transaction=False)
-    pipe.set(claim_key, replies.dumps(spec), ex=DEDUP_TTL)
-    log_push(pipe, message, key, encrypted, route.name if route else None, spec, duration_ms, error)
-    results = pipe.execute()
-    schedule_drain_if_needed(bool(results[-1]))
+    record = push_record(message, key, encrypted, route.name if route else None, spec, duration_ms, error)
+    schedule_drain_if_needed(claims.store(claim_key, replies.dumps(spec), record))
     return spec
 
 
-def _answer_of_retry(redis, claim_key: str) -> dict | None:
+def _answer_of_retry(redis, claim_key: str, held) -> dict | None:
+    """The first attempt's answer: ``held`` is what the claim held ("" while that attempt still runs)."""
     deadline = time.monotonic() + RETRY_WAIT
+    raw = held
     while True:
-        raw = redis.get(claim_key)
         if raw:  # "" while the first attempt runs, the reply's JSON once it answered
             return replies.loads(raw)
         if raw is None or time.monotonic() > deadline:
             return None
         time.sleep(0.05)
+        raw = redis.get(claim_key)
 
 
 def _run(route: Route, message: dict) -> dict | None:
+    if route.inline:
+        return _run_inline(route, message)
     from jobs import queues
     from jobs.wechat import deliver_reply, run_bot
 
     if route.slow:
         queues.enqueue(run_bot, route.name, message, route.kwargs, queue=queues.HIGH)
         return replies.to_spec(replies.DEFERRED_TEXT)
-    if route.inline:
-        return _run_inline(route, message)
     app = current_app._get_current_object()
     future = _executor.submit(_run_in_app, app, route, message)
     budget = _cfg().WECHAT_BOT_BUDGET_MS / 1000

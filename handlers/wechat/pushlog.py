@@ -1,6 +1,6 @@
 """The push log: every inbound push, recorded without slowing the callback.
 
-The callback appends one JSON record to a Redis list in the same round trip
+The callback appends one JSON record to a Redis list in the same script call
 that stores its answer; :func:`jobs.wechat.store_pushes` moves the records
 into the ``wechat_pushes`` table in batches (at most one drain is queued at
 a time, and the cron sweep catches anything left).
@@ -15,10 +15,13 @@ from . import replies
 
 PUSHLOG_KEY = "unionhub:wx:pushlog"
 DRAIN_FLAG = "unionhub:wx:pushlog:drain-queued"
+DRAIN_FLAG_TTL = 5  # at most one drain job queued per this many seconds
 CONTENT_LIMIT = 2000
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # json.dumps builds an encoder per call
 
 
-def log_push(pipe, message: dict, key: str, encrypted: bool, bot: str | None, spec, duration_ms: float, error: str | None) -> None:
+def push_record(message: dict, key: str, encrypted: bool, bot: str | None, spec, duration_ms: float, error: str | None) -> str:
+    """The push log's JSON record of one push (what :func:`jobs.wechat.store_pushes` reads)."""
     record = {
         "dedup_key": key[:160],
         "openid": (message.get("FromUserName") or "")[:64],
@@ -37,12 +40,11 @@ def log_push(pipe, message: dict, key: str, encrypted: bool, bot: str | None, sp
         "create_time": message.get("CreateTime"),
         "received_at": time.time(),
     }
-    pipe.rpush(PUSHLOG_KEY, json.dumps(record, ensure_ascii=False, default=str))
-    pipe.set(DRAIN_FLAG, "1", nx=True, ex=5)
+    return _encode(record)
 
 
 def schedule_drain_if_needed(flag_was_set: bool) -> None:
-    """Queue a drain job when this push set the flag (first push in a 5-second window)."""
+    """Queue a drain job when this push set the flag (first push in a DRAIN_FLAG_TTL window)."""
     if flag_was_set:
         from jobs import queues
         from jobs.wechat import store_pushes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from wechatpy.replies import ArticlesReply, TextReply
+from server.wechat.wire import cdata
 
 SUCCESS = None  # answer "success": nothing shown to the user
 BUSY_TEXT = "抱歉，系统繁忙，请稍后再试。如需帮助，请回复“帮助”。"
@@ -45,11 +45,16 @@ def render_xml(spec: dict | None, message: dict) -> str:
     """The passive reply XML for a push (plaintext; the callback encrypts it in safe mode)."""
     if spec is None:
         return "success"
-    source, target = message.get("ToUserName", ""), message.get("FromUserName", "")
-    now = int(time.time())
+    head = (f"<xml>\n<ToUserName>{cdata(message.get('FromUserName', ''))}</ToUserName>\n"
+            f"<FromUserName>{cdata(message.get('ToUserName', ''))}</FromUserName>\n<CreateTime>{int(time.time())}</CreateTime>\n")
     if spec["type"] == "text":
-        return TextReply(source=source, target=target, time=now, content=spec["content"]).render()
-    return ArticlesReply(source=source, target=target, time=now, articles=spec["articles"]).render()
+        return head + f"<MsgType><![CDATA[text]]></MsgType>\n<Content>{cdata(spec['content'])}</Content>\n</xml>"
+    items = "".join(
+        f"<item><Title>{cdata(a.get('title', ''))}</Title><Description>{cdata(a.get('description', ''))}</Description>"
+        f"<PicUrl>{cdata(a.get('image', ''))}</PicUrl><Url>{cdata(a.get('url', ''))}</Url></item>"
+        for a in spec["articles"]
+    )
+    return head + f"<MsgType><![CDATA[news]]></MsgType>\n<ArticleCount>{len(spec['articles'])}</ArticleCount>\n<Articles>{items}</Articles>\n</xml>"
 
 
 def dumps(spec: dict | None) -> str:

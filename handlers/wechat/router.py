@@ -56,12 +56,14 @@ class Rule:
     def name(self) -> str:
         return self.func.__name__
 
-    def matches_text(self, text: str) -> bool:
+    def matches_text(self, text: str, lowered: str | None = None) -> bool:
+        """Whether a text message matches this keyword rule (``lowered``: ``text.lower()``, if known)."""
+        if self.match == "regex":
+            return bool(self.pattern.search(text))
+        lowered = text.lower() if lowered is None else lowered
         if self.match == "exact":
-            return text.lower() == self.pattern.lower()
-        if self.match == "prefix":
-            return text.lower().startswith(self.pattern.lower())
-        return bool(self.pattern.search(text))
+            return lowered == self.pattern.lower()
+        return lowered.startswith(self.pattern.lower())
 
 
 @dataclass
@@ -147,7 +149,8 @@ class Router:
                 func = self.conversations[pending["step"]]
                 return Route(func.__name__, func, kwargs={"state": pending.get("data") or {}})
             db_reply = _keyword_reply_from_db(text)
-            code_route = self._first("keyword", lambda r: r.matches_text(text))
+            lowered = text.lower()
+            code_route = self._first("keyword", lambda r: r.matches_text(text, lowered))
             if db_reply is not None and (code_route is None or db_reply[0] <= _priority_of(self, code_route)):
                 return Route("keyword_reply", lambda c, _t=db_reply[1]: _t, inline=True)
             if code_route:

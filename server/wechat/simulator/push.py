@@ -6,7 +6,6 @@ and by the tests and the benchmark.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from dataclasses import dataclass
@@ -14,13 +13,8 @@ from xml.sax.saxutils import escape
 
 from wechatpy.crypto import WeChatCrypto
 
-
-def signature(token: str, timestamp: str, nonce: str, *extra: str) -> str:
-    return hashlib.sha1("".join(sorted([token, timestamp, nonce, *extra])).encode()).hexdigest()
-
-
-def _cdata(value: str) -> str:
-    return "<![CDATA[" + str(value).replace("]]>", "]]]]><![CDATA[>") + "]]>"
+from server.wechat.wire import cdata as _cdata
+from server.wechat.wire import signature
 
 
 def build_xml(fields: dict) -> str:
