@@ -52,7 +52,7 @@ RESULTS = HERE / "results"
 
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 25.0
-WORKERS, THREADS = 2, 8
+PRODUCTION_CONFIG = REPO / "deploy" / "gunicorn.conf.py"
 
 #: The traffic mix: one of each per six requests.
 MIX = (
@@ -242,28 +242,54 @@ def machine_cpu() -> tuple[float, float]:
 
 
 class Gunicorn:
-    """``gunicorn -w 2 -k gthread --threads 8`` serving ``module`` on a free port, no access log."""
+    """gunicorn with production's settings (``deploy/gunicorn.conf.py``) serving ``module`` on a free port.
 
-    def __init__(self, module: str, env: dict[str, str], workdir: Path, name: str):
+    Only the bind address, the log level and file change, and the access log is left out (it
+    would cost both targets the same write per request). ``workers`` / ``threads`` override
+    the config's ``WEB_CONCURRENCY`` / ``GUNICORN_THREADS`` defaults when given.
+    """
+
+    def __init__(self, module: str, env: dict[str, str], workdir: Path, name: str,
+                 workers: int | None = None, threads: int | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = name
         self.log_path = workdir / f"gunicorn-{name}.log"
-        config = workdir / "gunicorn-bench.conf.py"
-        config.write_text("# empty: every setting is on the command line\n")
-        cmd = [
-            sys.executable, "-m", "gunicorn", module,
-            "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
-            "--bind", f"127.0.0.1:{self.port}", "--chdir", str(REPO), "--config", str(config),
-            "--log-level", "warning", "--error-logfile", str(self.log_path),
-            "--timeout", "60", "--graceful-timeout", "5",
-        ]
-        if os.path.isdir("/dev/shm"):
-            cmd += ["--worker-tmp-dir", "/dev/shm"]
-        full_env = {k: v for k, v in os.environ.items() if k != "GUNICORN_CMD_ARGS"}
+        config = workdir / f"gunicorn-{name}.conf.py"
+        config.write_text(
+            f"# production's settings, then the benchmark's bind address and logs\n"
+            f"exec(compile(open({str(PRODUCTION_CONFIG)!r}).read(), {str(PRODUCTION_CONFIG)!r}, 'exec'))\n"
+            f"wsgi_app = {module!r}\n"
+            f"bind = ['127.0.0.1:{self.port}']\n"
+            f"accesslog = None\n"
+            f"errorlog = {str(self.log_path)!r}\n"
+            f"loglevel = 'warning'\n"
+        )
+        cmd = [sys.executable, "-m", "gunicorn", "--config", str(config), "--chdir", str(REPO)]
+        full_env = {k: v for k, v in os.environ.items() if k not in ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "GUNICORN_THREADS")}
         full_env.update(env)
+        if workers:
+            full_env["WEB_CONCURRENCY"] = str(workers)
+        if threads:
+            full_env["GUNICORN_THREADS"] = str(threads)
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
+        self.settings = self._settings(config, full_env)
         self.proc = subprocess.Popen(cmd, env=full_env, cwd=str(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    @staticmethod
+    def _settings(config: Path, env: dict[str, str]) -> str:
+        """The worker settings the config file gives in ``env`` (for the printout and the JSON)."""
+        saved = dict(os.environ)
+        try:
+            os.environ.clear()
+            os.environ.update(env)
+            values: dict = {}
+            exec(compile(config.read_text(), str(config), "exec"), values)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return (f"-w {values['workers']} -k {values['worker_class']} --threads {values['threads']}"
+                f" --max-requests {values.get('max_requests', 0)}")
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -547,6 +573,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per target (default 10)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load per target (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn workers for both servers (default: deploy/gunicorn.conf.py's, 2 x CPUs + 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per worker for both servers (default: deploy/gunicorn.conf.py's, 4)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1: leave the CPUs to the servers)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--no-seed", action="store_true", help="do not load the demo data")
@@ -569,8 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         pushes = Pushes()
 
         # 1. the baseline: the same requests (it ignores their content), cycled.
-        trivial = Gunicorn("tests.perf.trivial_app:app", infra.env, workdir, "trivial")
+        trivial = Gunicorn("tests.perf.trivial_app:app", infra.env, workdir, "trivial", args.workers, args.threads)
         stack.callback(trivial.stop)
+        print(f"gunicorn (both servers, deploy/gunicorn.conf.py): {trivial.settings}", flush=True)
         trivial.wait_ready()
         baseline_file = pushes.write(workdir / "baseline.txt", 6000)
         if args.warmup:
@@ -583,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
             print(other_load_warning(results["trivial"]), file=sys.stderr)
 
         # 2. the callback: enough unique pushes that none is sent twice, signed just before the run.
-        app = Gunicorn("server.wsgi:app", infra.env, workdir, "callback")
+        app = Gunicorn("server.wsgi:app", infra.env, workdir, "callback", args.workers, args.threads)
         stack.callback(app.stop)
         app.wait_ready()
         problems = sanity_check(app.url, pushes)
@@ -625,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         "at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "connections": args.connections,
-                     "gunicorn": f"-w {WORKERS} -k gthread --threads {THREADS}", "loadgen": loadgen,
+                     "gunicorn": app.settings, "loadgen": loadgen,
                      "wrk_threads": args.wrk_threads if loadgen == "wrk" else None,
                      "mix": [f"{k}:{w}" for k, w in MIX], "mode": "safe",
                      "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "sqlite (temporary)",

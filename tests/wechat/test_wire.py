@@ -37,6 +37,10 @@ def test_every_platform_sample_parses_as_xmltodict_does(sample):
         b"<xml><List><item>1</item><item>2</item><item><T>3</T></item></List><E/></xml>",
         b'<xml kind="a"><A id="1">t</A><B>mixed<C>c</C>tail</B></xml>',
         "<xml><Content><![CDATA[中文 ]]>]]&gt;</Content><N>&amp;&lt;</N></xml>".encode(),
+        b'<xml><A id="1"/><B>  </B><C><D/></C><F x="1"><G>g</G></F><H>a<I/>  b  </H><J>&#20013;&#x6587;</J></xml>',
+        b"<xml/>",
+        b"<xml>top</xml>",
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<xml>\n  <A>1</A>\n  <A>2</A>\n  <A>3</A>\n</xml>\n',
     ],
 )
 def test_shapes_match_xmltodict(raw):
@@ -54,6 +58,28 @@ def test_shapes_match_xmltodict(raw):
 def test_dtds_and_entities_are_refused(raw):
     with pytest.raises((ValueError, ExpatError)):
         parse_xml(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # a declared single-byte encoding (EBCDIC) must not smuggle a DTD past the scan: the body is read as UTF-8
+        '<?xml version="1.0" encoding="cp500"?>'.encode() + '<!DOCTYPE x [<!ENTITY a "b">]><xml/>'.encode("cp500"),
+        b"<xml>\xff\xfe</xml>",  # not UTF-8
+        b'<w:xml xmlns:w="urn:x"><w:A>1</w:A></w:xml>',  # namespaces: WeChat never sends them
+        b"<xml>" + b"<a>" * 20 + b"x" + b"</a>" * 20 + b"</xml>",  # deeper than any push
+        b"<xml>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</xml>",
+    ],
+)
+def test_other_encodings_namespaces_and_deep_nesting_are_refused(raw):
+    with pytest.raises(ValueError):
+        parse_xml(raw)
+
+
+def test_reply_prefix_is_random_per_message():
+    crypto = MessageCrypto(TOKEN, AES_KEY, APPID)
+    first, second = crypto.encrypt("<xml/>", "n", "1700000000"), crypto.encrypt("<xml/>", "n", "1700000000")
+    assert first != second
 
 
 def test_malformed_xml_raises():
