@@ -12,7 +12,7 @@ from flask_smorest import Api
 
 
 def register_handlers(app: Flask, api: Api) -> None:
-    from . import health
+    from . import health, ops_console
     from .admin_api import blueprints as admin_blueprints
     from .api import blueprints as api_blueprints
     from .wechat import blueprints as wechat_blueprints
@@ -22,3 +22,4 @@ def register_handlers(app: Flask, api: Api) -> None:
         app.register_blueprint(blp)
     for blp in api_blueprints() + admin_blueprints():
         api.register_blueprint(blp)
+    ops_console.register(app)  # rq-dashboard behind a staff login, at /admin/rq

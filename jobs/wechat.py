@@ -35,8 +35,15 @@ def send_spec(openid: str, spec: dict) -> dict:
 
 
 @job
-def deliver_reply(openid: str, spec: dict) -> dict | None:
-    """Deliver a bot's answer that missed the callback's time budget."""
+def deliver_reply(openid: str, spec: dict, push: dict | None = None) -> dict | None:
+    """Deliver a bot's answer that missed the callback's time budget.
+
+    ``push`` (``msg_type``, ``event``, ``received_at`` of the push it answers) lets the answer spend one
+    message of the worker's customer-service allowance, granted by that push (see :func:`_allowance_for`).
+    """
+    if not _allowance_for(openid, push):
+        log.warning("late reply to %s not sent: no customer-service message left in WeChat's allowance", openid)
+        return None
     try:
         return send_spec(openid, spec)
     except WeChatAPIError as exc:
@@ -47,7 +54,7 @@ def deliver_reply(openid: str, spec: dict) -> dict | None:
 
 
 @job
-def run_bot(bot_name: str, message: dict, kwargs: dict) -> dict | None:
+def run_bot(bot_name: str, message: dict, kwargs: dict, received_at: float | None = None) -> dict | None:
     """Run a bot registered slow=True and send its answer as a customer-service message."""
     from handlers.wechat.replies import to_spec
     from handlers.wechat.router import BotContext, router
@@ -56,9 +63,44 @@ def run_bot(bot_name: str, message: dict, kwargs: dict) -> dict | None:
     ctx = BotContext(message, get_redis(), gateway._config())
     spec = to_spec(func(ctx, **kwargs))
     db.flush()
+    openid = message["FromUserName"]
     if spec is not None:
-        send_spec(message["FromUserName"], spec)
+        if not _allowance_for(openid, push_facts(message, received_at)):
+            log.warning("answer of %s to %s not sent: no customer-service message left", bot_name, openid)
+            return spec
+        send_spec(openid, spec)
     return spec
+
+
+def push_facts(message: dict, received_at: float | None) -> dict | None:
+    """What :func:`_allowance_for` needs of a push (None when the time it arrived is unknown)."""
+    if received_at is None:
+        return None
+    return {"msg_type": (message.get("MsgType") or "").lower(), "event": message.get("Event"), "received_at": received_at}
+
+
+def _allowance_for(openid: str, push: dict | None) -> bool:
+    """Apply the grant of the push being answered and spend one customer-service message of it.
+
+    The push-log drain applies the same grant later (or has already): applying one push twice changes
+    nothing (``people.grant_cs``), so the message spent here stays spent.  The spend is committed before
+    the send, as every delivery's claim is: at most once.  True when the answer may be sent (also for a
+    sender UnionHub has no record of, and for jobs queued without ``push``).
+    """
+    from server.services.people import follower, grant_cs, spend_cs
+
+    if push is None:
+        return True
+    person = follower(openid)
+    if person is None:
+        return True
+    kind, at = _grant_of(push), _ts(push.get("received_at"))
+    if kind and at:
+        grant_cs(person, kind, at)
+        db.flush()
+    allowed = spend_cs(person.id)
+    db.commit()
+    return allowed
 
 
 def _ts(value) -> datetime | None:

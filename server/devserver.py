@@ -164,6 +164,7 @@ def _banner(host, port, sim_url, redis_url, cfg, seeded) -> None:
         f"  API docs          {base}/api/docs",
         f"  OpenAPI document  {base}/api/openapi.json",
         f"  Health            {base}/healthz   {base}/readyz",
+        f"  Queue console     {base}/admin/rq/",
         f"  WeChat callback   {base}/wechat",
         f"  WeChat simulator  {sim_url}/sim/",
         f"  Database          {cfg.DATABASE_URL}",

@@ -17,7 +17,7 @@ from schemas.announcements import OpsQuerySchema
 from schemas.base import Schema
 from server.extensions import db, get_redis
 from server.models import Delivery, utcnow
-from server.services.auth import require_role
+from server.services.auth import require_operator
 
 blp = Blueprint("admin_ops", __name__, url_prefix="/api/admin/v1/ops", description="Queues and deliveries for operators (运维)")
 FAILED_SHOWN = 50
@@ -62,7 +62,7 @@ class Queues(MethodView):
     @blp.response(200, QueuesSchema)
     def get(self):
         """RQ queue lengths, the started/failed/scheduled registries, the latest failed jobs and the workers."""
-        require_role(current_staff())
+        require_operator(current_staff())
         conn = get_redis()
         qs = [queues.get_queue(name) for name in queues.ALL]
         listed = [{"name": q.name, "queued": q.count, "started": q.started_job_registry.count,
@@ -83,7 +83,7 @@ class Deliveries(MethodView):
     @blp.response(200, DeliveryStatsSchema)
     def get(self, args):
         """Deliveries created in the last ``hours`` (default 24) by channel and status; held and in-flight now."""
-        require_role(current_staff())
+        require_operator(current_staff())
         now = utcnow()
         since = now - timedelta(hours=args["hours"])
         by_channel: dict = {}

@@ -198,6 +198,7 @@ def handle_push(message: dict, encrypted: bool, started: float) -> dict | None:
     redis, claims = ext["redis"], _claims(ext)
     key = dedup_key(message)
     claim_key = f"unionhub:wx:push:{key}"
+    received_at = time.time()
     # A text message is routed by the sender's pending conversation first: read it with the claim.
     is_text = (message.get("MsgType") or "").lower() == "text"
     claimed, held = claims.claim(claim_key, conversation_key(message.get("FromUserName", "")) if is_text else None)
@@ -209,13 +210,13 @@ def handle_push(message: dict, encrypted: bool, started: float) -> dict | None:
     try:
         ctx = BotContext(message, redis, ext["config"], conversation=conversation)
         route = router.resolve(ctx)
-        spec = _run(route, message)
+        spec = _run(route, message, received_at)
     except Exception as exc:  # routing itself failed: answer politely, never 5xx
         log.exception("bot routing failed for %s", key)
         error = type(exc).__name__
         spec = replies.to_spec(replies.BUSY_TEXT)
     duration_ms = (time.perf_counter() - started) * 1000
-    record = push_record(message, key, encrypted, route.name if route else None, spec, duration_ms, error)
+    record = push_record(message, key, encrypted, route.name if route else None, spec, duration_ms, error, received_at)
     schedule_drain_if_needed(claims.store(claim_key, replies.dumps(spec), record))
     return spec
 
@@ -233,14 +234,14 @@ def _answer_of_retry(redis, claim_key: str, held) -> dict | None:
         raw = redis.get(claim_key)
 
 
-def _run(route: Route, message: dict) -> dict | None:
+def _run(route: Route, message: dict, received_at: float) -> dict | None:
     if route.inline:
         return _run_inline(route, message)
     from jobs import queues
-    from jobs.wechat import deliver_reply, run_bot
+    from jobs.wechat import deliver_reply, push_facts, run_bot
 
     if route.slow:
-        queues.enqueue(run_bot, route.name, message, route.kwargs, queue=queues.HIGH)
+        queues.enqueue(run_bot, route.name, message, route.kwargs, received_at, queue=queues.HIGH)
         return replies.to_spec(replies.DEFERRED_TEXT)
     app = current_app._get_current_object()
     future = _executor.submit(_run_in_app, app, route, message)
@@ -257,7 +258,8 @@ def _run(route: Route, message: dict) -> dict | None:
             except Exception:  # _run_in_app already logged it
                 spec = replies.to_spec(replies.BUSY_TEXT)
             if spec is not None:
-                queue.enqueue(deliver_reply, openid, spec)
+                # The answer spends one message of the allowance this push granted (jobs.wechat).
+                queue.enqueue(deliver_reply, openid, spec, push_facts(message, received_at))
 
         future.add_done_callback(_deliver_late)
         log.warning("bot %s overran its %.0f ms budget; answering later", route.name, budget * 1000)

@@ -20,7 +20,8 @@ CONTENT_LIMIT = 2000
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # json.dumps builds an encoder per call
 
 
-def push_record(message: dict, key: str, encrypted: bool, bot: str | None, spec, duration_ms: float, error: str | None) -> str:
+def push_record(message: dict, key: str, encrypted: bool, bot: str | None, spec, duration_ms: float, error: str | None,
+                received_at: float | None = None) -> str:
     """The push log's JSON record of one push (what :func:`jobs.wechat.store_pushes` reads)."""
     record = {
         "dedup_key": key[:160],
@@ -38,7 +39,7 @@ def push_record(message: dict, key: str, encrypted: bool, bot: str | None, spec,
         "duration_ms": round(duration_ms, 3),
         "error": error,
         "create_time": message.get("CreateTime"),
-        "received_at": time.time(),
+        "received_at": received_at if received_at is not None else time.time(),
     }
     return _encode(record)
 

@@ -172,6 +172,17 @@ def require_role(staff: Staff, *roles: StaffRole) -> None:
         raise Forbidden("您的账号角色无权进行此操作", code="role_forbidden")
 
 
+def require_operator(staff: Staff) -> None:
+    """403 ``role_forbidden`` unless the staff member is an admin of a top-level organisation (the city federation).
+
+    The queues and the delivery statistics are the whole system's, across every organisation: only its
+    operators see them.
+    """
+    require_role(staff)
+    if staff.org is None or staff.org.parent_id is not None:
+        raise Forbidden("只有市总工会的管理员可以查看任务队列和发送统计", code="role_forbidden")
+
+
 def in_scope(staff: Staff, org: Organisation | None) -> bool:
     """True when ``org`` is the staff member's organisation or lies below it."""
     return org is not None and org.is_within(staff.org)

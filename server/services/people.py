@@ -37,7 +37,9 @@ def grant_cs(person: Person, kind: str, at: datetime, config=None) -> None:
     current = person.oa_cs_until
     if current is not None and current.tzinfo is None:  # SQLite hands back naive UTC
         current = current.replace(tzinfo=timezone.utc)
-    if current is None or until >= current or not person.oa_cs_left:
+    # A later push renews the grant; a shorter one still applies when none is left.  Applying the same push
+    # twice (the late-answer job and the push-log drain both do) changes nothing the second time.
+    if current is None or until > current or (until < current and not person.oa_cs_left):
         person.oa_cs_until, person.oa_cs_left = until, count
     if person.oa_last_interaction_at is None or _aware(person.oa_last_interaction_at) < at:
         person.oa_last_interaction_at = at

@@ -94,6 +94,15 @@ def test_customer_service_grants_follow_wechats_rules(person):
     assert (p.oa_cs_until, p.oa_cs_left) == (now + timedelta(hours=48, seconds=5), 20)
     grant_cs(p, CS_EVENT, now + timedelta(seconds=10))  # a click does not cut the message's 48 hours short
     assert (p.oa_cs_until, p.oa_cs_left) == (now + timedelta(hours=48, seconds=5), 20)
+    p.oa_cs_left = 17
+    grant_cs(p, CS_MESSAGE, now + timedelta(seconds=5))  # the same push applied again (late answer, then the drain)
+    assert (p.oa_cs_until, p.oa_cs_left) == (now + timedelta(hours=48, seconds=5), 17)
+    p.oa_cs_left = 0
+    grant_cs(p, CS_EVENT, now + timedelta(seconds=20))  # none left: a click still allows 3 within its minute
+    assert (p.oa_cs_until, p.oa_cs_left) == (now + timedelta(seconds=80), 3)
+    p.oa_cs_left = 0
+    grant_cs(p, CS_EVENT, now + timedelta(seconds=20))  # ... once
+    assert (p.oa_cs_until, p.oa_cs_left) == (now + timedelta(seconds=80), 0)
     db.commit()
     q = person(oa_cs_until=now + timedelta(minutes=1), oa_cs_left=2)
     assert [spend_cs(q.id, now) for _ in range(3)] == [True, True, False]

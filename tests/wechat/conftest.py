@@ -41,3 +41,24 @@ def reply_text(xml: str) -> str:
 @pytest.fixture
 def pusher(client):
     return Pusher(client)
+
+
+@pytest.fixture
+def slow_subsidy_rules(monkeypatch):
+    """Make the 补贴 bot (one that runs under the time budget) take ``seconds`` and answer ``answer``."""
+    import time
+
+    from handlers.wechat.bots import subsidies
+    from handlers.wechat.router import router
+
+    def _slow(answer: str, seconds: float = 1.2) -> None:
+        def slow_rules(ctx):
+            time.sleep(seconds)
+            return answer
+
+        for rule in router.rules:
+            if rule.func is subsidies.subsidy_rules_bot:
+                assert not rule.inline  # it reads the database: it runs under the budget
+                monkeypatch.setattr(rule, "func", slow_rules)
+
+    return _slow

@@ -139,9 +139,9 @@ def test_every_platform_sample(pusher, sample, mode, monkeypatch):
     runs = []
     original = callback._run
 
-    def counting(route, message):
+    def counting(route, message, *rest):
         runs.append(route.name)
-        return original(route, message)
+        return original(route, message, *rest)
 
     monkeypatch.setattr(callback, "_run", counting)
     first = pusher.post(xml, mode)
@@ -156,19 +156,9 @@ def test_every_platform_sample(pusher, sample, mode, monkeypatch):
     assert reply_text(first.plain) == reply_text(second.plain)
 
 
-def test_a_slow_bot_is_answered_within_a_second_and_delivered_later(pusher, simulator, run_jobs, monkeypatch):
+def test_a_slow_bot_is_answered_within_a_second_and_delivered_later(pusher, simulator, run_jobs, slow_subsidy_rules):
     """Past the time budget the callback answers at once; a job sends the answer as a customer-service message."""
-    from handlers.wechat.bots import subsidies
-    from handlers.wechat.router import router
-
-    def slow_rules(ctx):
-        time.sleep(2)
-        return "慢速回答：补助政策"
-
-    for rule in router.rules:
-        if rule.func is subsidies.subsidy_rules_bot:
-            assert not rule.inline  # it reads the database: it runs under the budget
-            monkeypatch.setattr(rule, "func", slow_rules)
+    slow_subsidy_rules("慢速回答：补助政策", seconds=2)
     started = time.perf_counter()
     answer = pusher.say("oSlow", "补贴", mode="safe")
     elapsed = time.perf_counter() - started
@@ -182,6 +172,60 @@ def test_a_slow_bot_is_answered_within_a_second_and_delivered_later(pusher, simu
     [delivered] = sim.messages(touser="oSlow")
     assert delivered["api"].endswith("custom/send")
     assert delivered["payload"]["text"]["content"] == "慢速回答：补助政策"
+
+
+def test_a_late_answer_spends_the_allowance_its_push_granted(pusher, simulator, run_jobs, slow_subsidy_rules):
+    """The late answer takes one message of the 20 the worker's message granted, before the push log is
+    drained; the drain then applies the same grant again without handing the spent message back."""
+    from sqlalchemy import select
+
+    from server.extensions import db
+    from server.models import Person, WechatPush
+
+    db.add(Person(oa_openid="oLateCS", oa_subscribed=True))
+    db.commit()
+    slow_subsidy_rules("慢速回答")
+    assert "稍后" in pusher.say("oLateCS", "补贴", mode="safe")
+    from jobs import queues
+    from jobs.wechat import deliver_reply
+
+    deadline = time.monotonic() + 5
+    queue = queues.get_queue(queues.HIGH)
+    while time.monotonic() < deadline and not any(j.func is deliver_reply for j in queue.jobs):
+        time.sleep(0.05)
+    [late] = [j for j in queue.jobs if j.func is deliver_reply]
+    late.perform()  # before the drain job: the push is not in the database yet
+    db.remove()
+    assert db.scalar(select(WechatPush).where(WechatPush.openid == "oLateCS")) is None
+    person = db.scalars(select(Person).where(Person.oa_openid == "oLateCS")).one()
+    assert person.oa_cs_left == 19
+    [delivered] = simulator.app.extensions["simulator"].messages(touser="oLateCS")
+    assert delivered["payload"]["text"]["content"] == "慢速回答"
+    late.delete()
+    run_jobs()  # the drain: stores the push and applies its grant once more
+    db.remove()
+    person = db.scalars(select(Person).where(Person.oa_openid == "oLateCS")).one()
+    assert db.scalar(select(WechatPush).where(WechatPush.openid == "oLateCS")) is not None
+    assert person.oa_cs_left == 19
+
+
+def test_a_late_answer_with_no_allowance_left_is_not_sent(app, simulator):
+    from datetime import datetime, timedelta, timezone
+
+    from server.extensions import db
+    from server.models import Person
+
+    pushed = datetime.now(timezone.utc) - timedelta(seconds=30)
+    # the click granted 3 messages within a minute, all spent already
+    db.add(Person(oa_openid="oSpent", oa_subscribed=True, oa_cs_until=pushed + timedelta(minutes=1), oa_cs_left=0,
+                  oa_last_interaction_at=pushed))
+    db.commit()
+    from jobs.wechat import deliver_reply
+
+    push = {"msg_type": "event", "event": "CLICK", "received_at": pushed.timestamp()}
+    with app.app_context():
+        assert deliver_reply("oSpent", {"type": "text", "content": "晚到的回答"}, push) is None
+    assert not simulator.app.extensions["simulator"].messages(touser="oSpent")
 
 
 def test_slow_bots_run_as_jobs(pusher, simulator, run_jobs):

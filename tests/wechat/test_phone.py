@@ -166,22 +166,13 @@ def test_a_refused_push_reports_the_callbacks_status(app_server):
     assert body["status"] == 403 and body["error"] == "callback_status" and body["reply"] is None
 
 
-def test_a_slow_answer_arrives_as_a_customer_service_message(simulator, app_server, run_jobs, monkeypatch):
+def test_a_slow_answer_arrives_as_a_customer_service_message(simulator, app_server, run_jobs, monkeypatch, slow_subsidy_rules):
     """Past the bot budget the phone gets "稍后" at once, and the answer later shows up in /sim/messages.
 
     The app sends through the session simulator (its WECHAT_API_BASE), so this test points that
     simulator's phone at the app: the whole loop runs through one simulator, as in ``unionhub dev``.
     """
-    from handlers.wechat.bots import subsidies
-    from handlers.wechat.router import router
-
-    def slow_help(ctx):
-        time.sleep(1.2)
-        return "慢速回答：热线 12351"
-
-    for rule in router.rules:
-        if rule.func is subsidies.subsidy_rules_bot:
-            monkeypatch.setattr(rule, "func", slow_help)
+    slow_subsidy_rules("慢速回答：热线 12351")
     st = simulator.app.extensions["simulator"]
     monkeypatch.setattr(st.config, "callback_url", app_server.url + "/wechat")
     phone = Phone(simulator.url)
