@@ -53,6 +53,8 @@ RESULTS = HERE / "results"
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 25.0
 WORKERS, THREADS = 2, 8
+#: The production server settings (``Gunicorn(..., production=True)``).
+PRODUCTION_CONFIG = REPO / "deploy" / "gunicorn.conf.py"
 
 #: The traffic mix: one of each per six requests.
 MIX = (
@@ -242,21 +244,27 @@ def machine_cpu() -> tuple[float, float]:
 
 
 class Gunicorn:
-    """``gunicorn -w 2 -k gthread --threads 8`` serving ``module`` on a free port, no access log."""
+    """``gunicorn -w 2 -k gthread --threads 8`` serving ``module`` on a free port, no access log; with
+    ``production``, the settings of ``deploy/gunicorn.conf.py`` instead (2 x CPUs + 1 workers, 4 threads, its
+    access log, recycling), only the address, the app and the error log file changed."""
 
-    def __init__(self, module: str, env: dict[str, str], workdir: Path, name: str):
+    def __init__(self, module: str, env: dict[str, str], workdir: Path, name: str, production: bool = False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = name
         self.log_path = workdir / f"gunicorn-{name}.log"
-        config = workdir / "gunicorn-bench.conf.py"
-        config.write_text("# empty: every setting is on the command line\n")
+        if production:
+            config = PRODUCTION_CONFIG
+            settings = ["--graceful-timeout", "5"]
+        else:
+            config = workdir / "gunicorn-bench.conf.py"
+            config.write_text("# empty: every setting is on the command line\n")
+            settings = ["--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
+                        "--log-level", "warning", "--timeout", "60", "--graceful-timeout", "5"]
         cmd = [
-            sys.executable, "-m", "gunicorn", module,
-            "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
+            sys.executable, "-m", "gunicorn", module, *settings,
             "--bind", f"127.0.0.1:{self.port}", "--chdir", str(REPO), "--config", str(config),
-            "--log-level", "warning", "--error-logfile", str(self.log_path),
-            "--timeout", "60", "--graceful-timeout", "5",
+            "--error-logfile", str(self.log_path),
         ]
         if os.path.isdir("/dev/shm"):
             cmd += ["--worker-tmp-dir", "/dev/shm"]
