@@ -51,16 +51,17 @@ def make_engine(url: str) -> Engine:
 
         return engine
     engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
-    ping_when_idle(engine)
+    handle_stale_connections(engine)
     return engine
 
 
-#: A pooled connection unused for longer than this is pinged before it is handed out (see :func:`ping_when_idle`).
+#: A pooled connection unused for longer than this is pinged before it is handed out (handle_stale_connections).
 PING_AFTER_IDLE_SECONDS = 5.0
 
 
-def ping_when_idle(engine: Engine, idle: float = PING_AFTER_IDLE_SECONDS) -> None:
-    """Ping a pooled connection before use only when it has been idle for ``idle`` seconds or more.
+def handle_stale_connections(engine: Engine, idle: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Disconnect handling without ``pool_pre_ping``: ping a pooled connection before use only when it has been
+    idle for ``idle`` seconds or more.
 
     ``pool_pre_ping`` would cost a round trip on every checkout, i.e. on every request.  Connections go stale
     when they sit unused (the server restarted meanwhile, a proxy or firewall dropped an idle connection) and
@@ -68,7 +69,8 @@ def ping_when_idle(engine: Engine, idle: float = PING_AFTER_IDLE_SECONDS) -> Non
     replaced) and the checkout is retried on a new connection, as ``pool_pre_ping`` does.  What this gives up:
     a connection used within the last ``idle`` seconds is not pinged, so after a database restart under load the
     requests that were already in flight (as with ``pool_pre_ping``) and those that check a connection out before
-    the first failure is seen fail once; SQLAlchemy then invalidates the whole pool, and the app answers them
+    the first failure is seen fail once: SQLAlchemy's disconnect handling then invalidates the connection and,
+    normally, the whole pool (each stale connection fails at most once), and the app answers those requests
     503 ``service_busy`` with Retry-After (``server.errors``), never 500.  ``pool_recycle`` still replaces
     connections older than half an hour.
     """

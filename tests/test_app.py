@@ -197,14 +197,14 @@ def test_a_database_or_redis_that_cannot_serve_is_a_503_with_retry_after(client,
 
 
 def test_an_idle_pooled_connection_is_pinged_and_replaced_when_dead(tmp_path):
-    """``ping_when_idle``: a connection that sat unused is checked, and a dead one replaced, before use."""
+    """``handle_stale_connections``: a connection that sat unused is checked, and a dead one replaced, before use."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import QueuePool
 
-    from server.app import ping_when_idle
+    from server.app import handle_stale_connections
 
     engine = create_engine(f"sqlite:///{tmp_path / 'ping.db'}", poolclass=QueuePool, pool_size=1, max_overflow=0)
-    ping_when_idle(engine, idle=0)
+    handle_stale_connections(engine, idle=0)
     with engine.connect() as conn:
         first = conn.connection.dbapi_connection
         assert conn.execute(text("SELECT 1")).scalar() == 1
@@ -217,14 +217,17 @@ def test_an_idle_pooled_connection_is_pinged_and_replaced_when_dead(tmp_path):
 
 @pytest.mark.postgres
 def test_connections_dropped_by_the_database_cost_one_503_then_the_pool_is_renewed(app, client):
-    """Without pre-ping, a request on a connection the server dropped answers 503 (never 500); SQLAlchemy then
-    replaces the pool's connections and the next request is served."""
+    """Without pre-ping, a request on a connection the server ended answers 503 (never 500); SQLAlchemy then
+    replaces the stale connections, so requests are soon served again."""
     import psycopg
     from sqlalchemy import text
 
-    db.execute(text("SELECT 1"))  # the pooled connection was just used: it is not pinged again
-    db.commit()
-    url = app.extensions["unionhub"]["engine"].url.set(drivername="postgresql").render_as_string(hide_password=False)
+    engine = app.extensions["unionhub"]["engine"]
+    held = [engine.connect() for _ in range(3)]  # several pooled connections, all just used: none is pinged again
+    for conn in held:
+        conn.execute(text("SELECT 1"))
+        conn.close()
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as admin:
         dropped = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
                                 "current_database() AND pid <> pg_backend_pid()").fetchall()
@@ -232,4 +235,7 @@ def test_connections_dropped_by_the_database_cost_one_503_then_the_pool_is_renew
     response = client.get("/api/v1/orgs")
     assert response.status_code == 503 and response.get_json()["code"] == "service_busy"
     assert response.headers["Retry-After"] == "2"
-    assert client.get("/api/v1/orgs").status_code == 200
+    statuses = []  # each stale connection fails at most once, then the pool's connections are new
+    while not statuses or statuses[-1] != 200 and len(statuses) <= engine.pool.size():
+        statuses.append(client.get("/api/v1/orgs").status_code)
+    assert set(statuses[:-1]) <= {503} and statuses[-1] == 200

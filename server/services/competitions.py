@@ -8,7 +8,8 @@ places are rows of ``competition_places``, exactly ``capacity`` of them
 free or held by one entry (``entry_id``, unique): capacity cannot be exceeded,
 whatever the code does.  A sign-up, in one short transaction:
 
-1. passes the competition's *gate* shared (below) and loads the competition;
+1. passes the competition's *gate* shared (below) and loads the competition (a worker's own sign-up: with the
+   entrant and their union, in one query; the token gave only the person id);
 2. INSERTs its entry (``ON CONFLICT DO NOTHING`` on the partial unique index
    ``uq_competition_entries_active``: no row means ``already_entered``) and,
    with an organisation quota, takes the quota with a conditional UPDATE of the
@@ -27,8 +28,8 @@ whatever the code does.  A sign-up, in one short transaction:
    free keeps later sign-ups waiting too);
 4. takes its arrival number (and, when confirmed, its candidate number) from
    ``competition_counters``, bumped like ``nextval``: one UPDATE ... RETURNING
-   in an autocommit transaction of its own on another connection, so its row
-   lock lasts one statement.  The time it returns is taken under that lock, so
+   in an autocommit transaction of its own on another connection (a small
+   pool of its own per process), so its row lock lasts one statement.  The time it returns is taken under that lock, so
    ``status_changed_at`` follows arrival order.  Numbers are taken after the
    outcome: a unit that took places has a lower number than every unit that then
    had to wait, so arrival order and outcomes agree;
@@ -605,12 +606,12 @@ def _numbering_engine():
         with _numbering_lock:
             engine = _numbering_engines.get(key)
             if engine is None:
-                from server.app import ping_when_idle
+                from server.app import handle_stale_connections
 
                 engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=NUMBERING_CONNECTIONS,
                                        max_overflow=0, pool_recycle=1800, pool_reset_on_return=None,
                                        connect_args={"options": "-c synchronous_commit=off"})
-                ping_when_idle(engine)
+                handle_stale_connections(engine)
                 _numbering_engines[key] = engine
     return engine
 

@@ -6,17 +6,23 @@
 Setup: the schema migrated into ``DATABASE_URL`` (PostgreSQL only: point it at a
 throwaway database), one city federation with 50 enterprise unions, ``--workers``
 distinct bound union members with mini-program tokens, one competition open for
-sign-up with ``--places`` places; two gunicorn servers with the callback
-benchmark's settings, one after the other: the baseline
-``tests.perf.trivial_app:app`` (GET /healthz) and ``server.wsgi:app``.
+sign-up with ``--places`` places and a warm-up competition like it; two gunicorn
+servers with the production settings (``deploy/gunicorn.conf.py``: 2 x CPUs + 1
+workers, 4 threads each, access log), one after the other: the baseline
+``tests.perf.trivial_app:app`` (GET /healthz) and ``server.wsgi:app``.  Each is
+measured once its workers have booted and after a warm-up (``4 x --connections``
+requests; for UnionHub, sign-ups for the warm-up competition).
 
 Load: ``--connections`` keep-alive connections, each a thread, firing every
 worker's ``POST /api/v1/competitions/{id}/entries`` once, all released
 together; the baseline gets the same number of GET /healthz requests.
 
 Prints confirmed / waitlisted / duplicate counts (from the database), each
-target's requests/s and p50/p99, the throughput ratio, and the issue's
-targets: exactly ``places`` confirmed, 0 duplicates, ratio >= 0.3, p99 < 200 ms.
+target's requests/s, p50/p99 and CPU per request (gunicorn, the PostgreSQL
+backends of the database, this process's load generator) with the share of the
+machine other processes took, the load average, the throughput ratio, and the
+issue's targets: exactly ``places`` confirmed, 0 duplicates, ratio >= 0.3,
+p99 < 200 ms.
 """
 
 from __future__ import annotations
