@@ -29,7 +29,8 @@ whatever the code does.  A sign-up, in one short transaction:
 4. takes its arrival number (and, when confirmed, its candidate number) from
    ``competition_counters``, bumped like ``nextval``: one UPDATE ... RETURNING
    in an autocommit transaction of its own on another connection (a small
-   pool of its own per process), so its row lock lasts one statement.  The time it returns is taken under that lock, so
+   pool of its own per process), so its row lock lasts one statement.  The
+   time it returns is taken under that lock, so
    ``status_changed_at`` follows arrival order.  Numbers are taken after the
    outcome: a unit that took places has a lower number than every unit that then
    had to wait, so arrival order and outcomes agree;

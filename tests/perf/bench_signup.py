@@ -181,7 +181,8 @@ def _serve(module: str, env: dict, workdir: Path, name: str, warmup, fire, datab
     n = result["requests"]
     result["cpu_ms_per_request"] = {"server": round(gunicorn * 1000 / n, 3), "postgres": round(postgres * 1000 / n, 3),
                                     "generator": round(generator * 1000 / n, 3)}
-    result["other_processes_share"] = round(max(0.0, busy - gunicorn - postgres - generator) / total, 3) if total else None
+    others = max(0.0, busy - gunicorn - postgres - generator)
+    result["other_processes_share"] = round(others / total, 3) if total else None
     return result
 
 
