@@ -82,6 +82,40 @@ HTTP_MESSAGES = {
 }
 
 
+#: The busy answer's Retry-After (seconds).
+RETRY_AFTER_BUSY = 2
+#: SQLSTATEs that mean the database cannot take a connection or a request just now (connection exceptions, too
+#: many connections, shutting down, starting up): not a bug in the request.
+_UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
+
+
+def backend_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database or Redis cannot serve right now rather than that the request went
+    wrong: no connection could be made (refused, too many connections), the connection pool's wait ran out, or
+    a connection was lost (SQLAlchemy then replaces the pool's connections).  Answered 503 with Retry-After."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    if isinstance(exc, (PoolTimeoutError, RedisConnectionError, RedisTimeoutError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        state = getattr(exc.orig, "sqlstate", None) or ""
+        if exc.connection_invalidated or state.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        # No server answered at all (refused, unreachable): a failed connect, without a statement or SQLSTATE.
+        return isinstance(exc, OperationalError) and exc.statement is None and not state
+    return False
+
+
+def busy_response():
+    """503 ``service_busy`` with Retry-After: the honest answer when the database or Redis cannot serve now."""
+    response = error_response(503, "service_busy", "系统繁忙，请稍后再试")
+    response.headers["Retry-After"] = str(RETRY_AFTER_BUSY)
+    return response
+
+
 def error_response(status: int, code: str | None = None, message: str | None = None, errors=None, **extra):
     default_code, default_message = HTTP_MESSAGES.get(status, ("error", "请求失败"))
     body = {"code": code or default_code, "message": message or default_message}
@@ -137,5 +171,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if backend_unavailable(exc):
+            log.warning("busy on %s %s: %s", request.method, request.path, exc)
+            return busy_response()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500)

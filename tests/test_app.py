@@ -1,7 +1,9 @@
 """The app factory, the error shape, health checks, the OpenAPI document and the unit of work."""
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from server.extensions import after_commit, db
 from server.models import Organisation
@@ -148,3 +150,92 @@ def test_org_paths_make_subtrees():
     assert e1.is_within(city) and not e1.is_within(d2)
     with pytest.raises(ValueError):
         create_org(name="孤儿企业工会", kind="enterprise")
+
+
+def _db_error(orig: Exception, statement: str | None = "SELECT 1", invalidated: bool = False):
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError.instance(statement, {}, orig, _PgError, connection_invalidated=invalidated)
+
+
+class _PgError(Exception):
+    """A driver error carrying a SQLSTATE, as psycopg's do."""
+
+    def __init__(self, sqlstate):
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+class OperationalError(_PgError):
+    """Named like the DB-API class, so that SQLAlchemy wraps it as its OperationalError."""
+
+
+@pytest.mark.parametrize("error, busy", [
+    (lambda: PoolTimeoutError("QueuePool limit of size 10 overflow 20 reached"), True),
+    (lambda: _db_error(_PgError("53300"), statement=None), True),  # too many connections, at connect
+    (lambda: _db_error(OperationalError(None), statement=None), True),  # refused: no server answered
+    (lambda: _db_error(_PgError(None), statement=None), False),  # some other failure outside a statement
+    (lambda: _db_error(_PgError("57P01")), True),  # the server is shutting down
+    (lambda: _db_error(_PgError(None), invalidated=True), True),  # a lost connection (the pool is renewed)
+    (lambda: RedisConnectionError("Connection refused"), True),
+    (lambda: _db_error(_PgError("40P01")), False),  # a deadlock is a bug
+    (lambda: _db_error(_PgError("23505"), statement=None), False),  # a constraint failing at commit
+])
+def test_a_database_or_redis_that_cannot_serve_is_a_503_with_retry_after(client, monkeypatch, error, busy):
+    from server.services import orgs as org_service
+
+    def fail(**_):
+        raise error()
+
+    monkeypatch.setattr(org_service, "list_orgs", fail)
+    response = client.get("/api/v1/orgs")
+    if busy:
+        assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+        assert response.get_json() == {"code": "service_busy", "message": "系统繁忙，请稍后再试"}
+    else:
+        assert response.status_code == 500 and response.get_json()["code"] == "internal_error"
+
+
+def test_an_idle_pooled_connection_is_pinged_and_replaced_when_dead(tmp_path):
+    """``handle_stale_connections``: a connection that sat unused is checked, and a dead one replaced, before use."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import QueuePool
+
+    from server.app import handle_stale_connections
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'ping.db'}", poolclass=QueuePool, pool_size=1, max_overflow=0)
+    handle_stale_connections(engine, idle=0)
+    with engine.connect() as conn:
+        first = conn.connection.dbapi_connection
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    first.close()  # the connection dies while it sits in the pool
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 2")).scalar() == 2
+        assert conn.connection.dbapi_connection is not first
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_connections_dropped_by_the_database_cost_one_503_then_the_pool_is_renewed(app, client):
+    """Without pre-ping, a request on a connection the server ended answers 503 (never 500); SQLAlchemy then
+    replaces the stale connections, so requests are soon served again."""
+    import psycopg
+    from sqlalchemy import text
+
+    engine = app.extensions["unionhub"]["engine"]
+    held = [engine.connect() for _ in range(3)]  # several pooled connections, all just used: none is pinged again
+    for conn in held:
+        conn.execute(text("SELECT 1"))
+        conn.close()
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        dropped = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                                "current_database() AND pid <> pg_backend_pid()").fetchall()
+    assert dropped
+    response = client.get("/api/v1/orgs")
+    assert response.status_code == 503 and response.get_json()["code"] == "service_busy"
+    assert response.headers["Retry-After"] == "2"
+    statuses = []  # each stale connection fails at most once, then the pool's connections are new
+    while not statuses or statuses[-1] != 200 and len(statuses) <= engine.pool.size():
+        statuses.append(client.get("/api/v1/orgs").status_code)
+    assert set(statuses[:-1]) <= {503} and statuses[-1] == 200

@@ -87,6 +87,9 @@ def test_two_hundred_concurrent_sign_ups_for_ten_places(app):
     assert [e.status_changed_at for e in entries] == sorted(e.status_changed_at for e in entries)
     assert [competitions.waitlist_position(e) for e in entries[10:]] == list(range(1, 191))
     assert len({e.candidate_number for e in entries[:10]}) == 10
+    # The numbers came from a bounded pool beside the requests' (220 threads, at most NUMBERING_CONNECTIONS).
+    numbering = competitions._numbering_engine().pool
+    assert numbering.checkedin() + numbering.checkedout() <= competitions.NUMBERING_CONNECTIONS
 
 
 def test_sign_ups_over_http_in_a_rush(app):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from handlers.common import ID, bearer_token, current_person, error_responses, login_required
+from handlers.common import ID, bearer_token, current_person, current_person_id, error_responses, login_required
 from schemas.competitions import (
     CheckInResultSchema,
     CheckInSchema,
@@ -54,7 +54,7 @@ class Competition(MethodView):
 
 @blp.route("/competitions/<int:competition_id>/entries")
 class Entries(MethodView):
-    @login_required(blp)
+    @login_required(blp, load_person=False)
     @blp.response(201, EntrySchema)
     @error_responses(blp, 403, 404, 409)
     def post(self, competition_id):
@@ -63,7 +63,7 @@ class Entries(MethodView):
         Refusals: 403 not_eligible (``reasons`` lists every reason), 409 window_closed, already_entered
         (with ``current_state``), org_quota_full, team_entry_required.
         """
-        entry = competitions.sign_up(current_person(), competition_id)
+        entry = competitions.sign_up(current_person_id(), competition_id)  # the person is read with the competition
         db.commit()  # release the locks before serialising (see the module docstring)
         return competitions.entry_view(entry)
 

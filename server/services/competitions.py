@@ -8,7 +8,8 @@ places are rows of ``competition_places``, exactly ``capacity`` of them
 free or held by one entry (``entry_id``, unique): capacity cannot be exceeded,
 whatever the code does.  A sign-up, in one short transaction:
 
-1. passes the competition's *gate* shared (below) and loads the competition;
+1. passes the competition's *gate* shared (below) and loads the competition (a worker's own sign-up: with the
+   entrant and their union, in one query; the token gave only the person id);
 2. INSERTs its entry (``ON CONFLICT DO NOTHING`` on the partial unique index
    ``uq_competition_entries_active``: no row means ``already_entered``) and,
    with an organisation quota, takes the quota with a conditional UPDATE of the
@@ -27,8 +28,9 @@ whatever the code does.  A sign-up, in one short transaction:
    free keeps later sign-ups waiting too);
 4. takes its arrival number (and, when confirmed, its candidate number) from
    ``competition_counters``, bumped like ``nextval``: one UPDATE ... RETURNING
-   in an autocommit transaction of its own on another connection, so its row
-   lock lasts one statement.  The time it returns is taken under that lock, so
+   in an autocommit transaction of its own on another connection (a small
+   pool of its own per process), so its row lock lasts one statement.  The
+   time it returns is taken under that lock, so
    ``status_changed_at`` follows arrival order.  Numbers are taken after the
    outcome: a unit that took places has a lower number than every unit that then
    had to wait, so arrival order and outcomes agree;
@@ -95,7 +97,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from server.errors import Conflict, Forbidden, NotFound, ServiceError
+from server.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized
 from server.extensions import db
 from server.models import (
     COMPETITION_LEVEL_LABELS,
@@ -243,6 +245,40 @@ def _load(competition_id: int, for_update: bool = False, person: Person | None =
     return _attached(C, {key: row[i] for i, (key, _) in enumerate(_COMPETITION_COLUMNS)})
 
 
+#: What a sign-up by the entrant's id reads, in one query after the gate: the competition's columns sign-up and its
+#: answer use, the entrant's columns the eligibility rules use, and the entrant's union (its path).  Anything else
+#: is loaded on access (the objects are attached with those attributes expired).
+_SIGN_UP_COLUMNS = (
+    (C, ("id", "name", "organiser_org_id", "status", "signup_start", "signup_end", "capacity", "org_quota",
+         "org_quota_kind", "offer_hours", "eligibility", "entry_mode", "needs_approval")),
+    (Person, ("id", "org_id", "real_name", "id_number_hash", "birth_date", "trade", "skill_level", "is_member")),
+    (Organisation, ("id", "parent_id", "kind", "name", "path")),
+)
+_PEOPLE, _COMPETITIONS, _ORGS = Person.__table__, C.__table__, Organisation.__table__
+_LOAD_FOR_SIGN_UP = (
+    select(*(model.__mapper__.get_property(key).columns[0] for model, keys in _SIGN_UP_COLUMNS for key in keys))
+    .select_from(_PEOPLE.outerjoin(_COMPETITIONS, _COMPETITIONS.c.id == bindparam("competition_id"))
+                 .outerjoin(_ORGS, _ORGS.c.id == _PEOPLE.c.org_id))
+    .where(_PEOPLE.c.id == bindparam("person_id")))  # table columns only: a Core statement, no ORM execution
+
+
+def _load_for_sign_up(competition_id: int, person_id: int) -> tuple[Competition | None, Person | None]:
+    """The competition and the entrant (their union set as ``person.org``) in one Core query; None for either one
+    missing."""
+    db.flush()  # a Core query does not autoflush, and the objects it refreshes must have no pending changes
+    row = db.execute(_LOAD_FOR_SIGN_UP, {"competition_id": competition_id, "person_id": person_id}).first()
+    if row is None:
+        return None, None
+    objects, i = [], 0
+    for model, keys in _SIGN_UP_COLUMNS:
+        values = dict(zip(keys, row[i:i + len(keys)]))
+        objects.append(_attached(model, values) if values["id"] is not None else None)
+        i += len(keys)
+    competition, person, org = objects
+    set_committed_value(person, "org", org)
+    return competition, person
+
+
 def lock_competition(competition_id: int) -> Competition:
     """The competition behind its exclusive gate, and its row locked, for the rest of the transaction."""
     _gate(competition_id, exclusive=True)
@@ -255,10 +291,17 @@ def lock_competition(competition_id: int) -> Competition:
 def _enter(competition_id: int, person: Person | None = None) -> Competition:
     """A competition workers may see, behind its shared gate, as it is now (sign-up and the team paths); with
     ``person``, their organisation is loaded in the same query."""
+    _check_id(competition_id)
+    _gate(competition_id, exclusive=False)
+    return _visible(_load(competition_id, person=person))
+
+
+def _check_id(competition_id: int) -> None:
     if not 0 < competition_id < 2**31:
         raise NotFound("找不到该竞赛")
-    _gate(competition_id, exclusive=False)
-    competition = _load(competition_id, person=person)
+
+
+def _visible(competition: Competition | None) -> Competition:
     if competition is None or competition.status == "draft":
         raise NotFound("找不到该竞赛")
     return competition
@@ -545,9 +588,18 @@ _numbering_engines: dict = {}
 _numbering_lock = threading.Lock()
 
 
+#: Connections of a process's numbering pool: each is held for one statement that waits for nothing but other
+#: numbering statements (the counter row is never locked by a request's transaction), so a few serve any number of
+#: request threads, and a process never opens more than this many besides its request pool.
+NUMBERING_CONNECTIONS = 4
+
+
 def _numbering_engine():
     """PostgreSQL: an engine of autocommit connections with ``synchronous_commit=off`` for the counters, one per
-    process and database (its pool is apart from the requests', which it can therefore never exhaust)."""
+    process and database (its pool is apart from the requests', which it can therefore never exhaust: a request
+    waits for a numbering connection while holding its own, never the other way round).  Bounded at
+    ``NUMBERING_CONNECTIONS``; idle connections are pinged before use, and a lost connection invalidates the pool
+    (SQLAlchemy's disconnect handling, as for the request pool)."""
     url = db.get_bind().url
     key = (os.getpid(), url.render_as_string(hide_password=False))
     engine = _numbering_engines.get(key)
@@ -555,9 +607,12 @@ def _numbering_engine():
         with _numbering_lock:
             engine = _numbering_engines.get(key)
             if engine is None:
-                engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=60,
-                                       pool_recycle=1800, pool_reset_on_return=None,
+                from server.app import handle_stale_connections
+
+                engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=NUMBERING_CONNECTIONS,
+                                       max_overflow=0, pool_recycle=1800, pool_reset_on_return=None,
                                        connect_args={"options": "-c synchronous_commit=off"})
+                handle_stale_connections(engine)
                 _numbering_engines[key] = engine
     return engine
 
@@ -576,13 +631,8 @@ def _numbers(competition_id: int, arrivals: int = 0, candidates: int = 0,
     """
     values = {"competition_id": competition_id, "arrivals": arrivals, "candidates": candidates}
     if _postgres():
-        conn = _numbering_engine().raw_connection()  # a plain DBAPI connection: one statement, no ORM
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(_BUMPS_PG[settled], values)
-                row = cursor.fetchone()
-        finally:
-            conn.close()
+        with _numbering_engine().connect() as conn:  # one driver-level statement, no ORM
+            row = conn.exec_driver_sql(_BUMPS_PG[settled], values).one()
         return row[0], row[1], row[2], (row[3] if settled else None)
     last_arrival, last_candidate = db.execute(text(_BUMP), values).one()
     below = db.scalar(text(_SETTLED_BELOW.format(below=":below")), {**values, "below": last_arrival}) if settled else None
@@ -759,13 +809,24 @@ def _free_place(entry: CompetitionEntry, to: EntryStatus, actor, action: str, re
     return entry
 
 
-def sign_up(person: Person, competition_id: int, staff: Staff | None = None) -> CompetitionEntry:
+def sign_up(person: Person | int, competition_id: int, staff: Staff | None = None) -> CompetitionEntry:
     """Enter the person: confirmed, pending_approval (holding a place) or waitlisted; or refuse with a reason.
+
+    ``person`` may be the entrant's id (a worker's own sign-up: their token's person): they are then read with the
+    competition in one query, and a person who no longer exists is a 401 ``invalid_token``, as at login.
 
     The caller should commit as soon as this returns: the entry's place row (or a quota row) stays locked until
     then (see the module docstring).
     """
-    competition = _enter(competition_id, person)
+    if isinstance(person, int):
+        _check_id(competition_id)
+        _gate(competition_id, exclusive=False)
+        competition, person = _load_for_sign_up(competition_id, person)
+        if person is None:
+            raise Unauthorized("登录已过期，请重新登录", code="invalid_token")
+        _visible(competition)
+    else:
+        competition = _enter(competition_id, person)
     _require_open(competition, team=False)
     _require_eligible(competition, person)
     # Inserted as waitlisted without an arrival number (no one sees it before the commit) and given its real state

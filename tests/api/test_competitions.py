@@ -81,6 +81,21 @@ def test_window_closed_already_entered_and_team_entry(client, world):
     assert_error(sign_up(client, "bogus", comp.id), 401, "invalid_token")
 
 
+def test_sign_up_reads_the_entrant_with_the_competition_and_refuses_a_vanished_one(client, world):
+    from server.models import Person
+
+    person, token = entrant(world)
+    gone, gone_token = entrant(world)
+    comp = make_competition(world)
+    db.delete(db.get(Person, gone.id))  # the token outlives its person
+    db.commit()
+    assert_error(sign_up(client, gone_token, comp.id), 401, "invalid_token")
+    assert_error(sign_up(client, token, 2**31), 404, "not_found")
+    body = sign_up(client, token, comp.id).get_json()
+    assert body["status"] == "confirmed" and body["competition_name"] == comp.name
+    assert entry_of(person, comp.id).org_id == world.orgs["factory"].id
+
+
 @pytest.mark.parametrize("kind, other_org, other_ok", [("enterprise", "mill", True), ("district", "east", False)])
 def test_org_quota(client, world, kind, other_org, other_ok):
     from server.services.orgs import create_org
