@@ -4,8 +4,11 @@ A broadcast to 100,000 people never makes 100,000 jobs nor holds 100,000 objects
 
 * ``fanout(announcement_id, cursor)`` takes the next ``PAGE`` recipients by keyset on
   ``people.id`` (plain rows, only the columns the channel choice needs), writes their
-  delivery rows and inbox copies with one INSERT ... ON CONFLICT DO NOTHING each
-  (dedup keys ``announcement:{id}:{person}:{channel}``), advances ``fanout_cursor`` in the
+  delivery rows and inbox copies with INSERT ... SELECT from one JSON parameter ... ON
+  CONFLICT DO NOTHING, one statement per group of rows that share all but ``VARYING``
+  (a rendered payload is bound once per group, not encoded per row; see
+  ``txn.insert_ignore_rows``; dedup keys ``announcement:{id}:{person}:{channel}``), takes
+  the ids of the new pending rows from its RETURNING, advances ``fanout_cursor`` in the
   same transaction, and after commit queues one ``send_batch`` per ``BATCH`` pending
   rows (bulk queue; the last page in quarter batches, so that the workers finish
   together) and itself for the next page (default queue, so it runs ahead).

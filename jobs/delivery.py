@@ -3,12 +3,14 @@
 ``send_deliveries`` keeps at most DELIVERY_CONCURRENCY rows claimed: it
 claims that many (one conditional UPDATE that also returns what the sends
 need, committed before any HTTP call), takes their rate-limit tokens from
-the shared Redis bucket in one call (``_Tokens``), and hands plain dicts to a small thread
-pool that sends them over the pooled HTTP connections.  As sends finish it
-records their results (successes in one UPDATE) and claims as many rows
-again, in one transaction per ``GATHER``-th of the width, so the database
-sees a few statements per several sends rather than per send.  The access
-token is read from Redis once per job (``gateway.token_cache``) and still
+the shared Redis bucket (``_Tokens``: one call per 64 sends), and hands plain dicts
+to a small thread pool (each thread in one app context for the job) that sends
+them over the pooled HTTP connections.  As sends finish it records their results
+(successes in one UPDATE) and claims as many rows again, in one transaction per
+``GATHER``-th of the width, so the database sees a few statements per several
+sends rather than per send; all of a job's transactions run on one connection
+(``txn.one_connection``: no pool checkout, reset and ping per transaction).  The
+access token is read from Redis once per job (``gateway.token_cache``) and still
 refreshed once, through Redis, when WeChat refuses it.
 A worker killed at any moment leaves at most DELIVERY_CONCURRENCY rows in
 ``sending``; the sweep turns them ``unknown`` after the lease (never sent
