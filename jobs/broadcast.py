@@ -4,8 +4,11 @@ A broadcast to 100,000 people never makes 100,000 jobs nor holds 100,000 objects
 
 * ``fanout(announcement_id, cursor)`` takes the next ``PAGE`` recipients by keyset on
   ``people.id`` (plain rows, only the columns the channel choice needs), writes their
-  delivery rows and inbox copies with one INSERT ... ON CONFLICT DO NOTHING each
-  (dedup keys ``announcement:{id}:{person}:{channel}``), advances ``fanout_cursor`` in the
+  delivery rows and inbox copies with INSERT ... SELECT from one JSON parameter ... ON
+  CONFLICT DO NOTHING, one statement per group of rows that share all but ``VARYING``
+  (a rendered payload is bound once per group, not encoded per row; see
+  ``txn.insert_ignore_rows``; dedup keys ``announcement:{id}:{person}:{channel}``), takes
+  the ids of the new pending rows from its RETURNING, advances ``fanout_cursor`` in the
   same transaction, and after commit queues one ``send_batch`` per ``BATCH`` pending
   rows (bulk queue; the last page in quarter batches, so that the workers finish
   together) and itself for the next page (default queue, so it runs ahead).
@@ -32,7 +35,7 @@ from sqlalchemy import or_, select
 from server.extensions import db
 from server.models import Announcement, Delivery, InboxMessage, utcnow
 from server.services import announcements, audience, messages
-from server.services.txn import insert_ignore_many
+from server.services.txn import insert_ignore_many, insert_ignore_rows
 
 from .base import job
 from .queues import BULK, DEFAULT, enqueue_after_commit
@@ -41,6 +44,9 @@ PAGE = audience.PAGE
 BATCH = 1000  # rows per send job: each job is a fork and a drain of its sends, but a pause needs no job to end
 KEYS_PER_QUERY = 500
 STALE_SECONDS = 120  # a fan-out untouched this long is re-queued by the sweeper
+#: The columns in which a page's delivery rows differ (the rest is bound once per group of rows: see
+#: ``insert_ignore_rows``).
+VARYING = ("person_id", "dedup_key", "channel", "status", "skip_reason")
 ROW_DEFAULTS = {"person_id": None, "org_id": None, "payload": {}, "urgent": False, "status": "pending", "attempts": 0,
                 "not_before": None, "skip_reason": None}
 
@@ -115,14 +121,19 @@ def fanout(announcement_id: int, cursor: int) -> dict:
     insert_ignore_many(Delivery.__table__, groups, ["dedup_key"])
     people = audience.page(a, cursor, PAGE)
     deliveries, inbox = _rows(a, people, now, hold)
-    insert_ignore_many(Delivery.__table__, deliveries, ["dedup_key"])
-    insert_ignore_many(InboxMessage.__table__, inbox, ["dedup_key"])
+    inserted = insert_ignore_rows(Delivery.__table__, deliveries, VARYING, ["dedup_key"],
+                                  returning=(Delivery.id, Delivery.status))
+    insert_ignore_rows(InboxMessage.__table__, inbox, ("person_id", "dedup_key"), ["dedup_key"])
     if people:
         a.fanout_cursor, a.recipients = people[-1].id, a.recipients + len(people)
     a.fanout_done = len(people) < PAGE
     a.updated_at = now
     if hold is None:
-        ids = _pending_ids([row["dedup_key"] for row in groups + deliveries if row["status"] == "pending"])
+        if len(inserted) == len(deliveries):  # the usual case: every row is new, and these are its pending ones
+            ids = sorted(row.id for row in inserted if row.status == "pending")
+            ids = _pending_ids([row["dedup_key"] for row in groups if row["status"] == "pending"]) + ids
+        else:  # some existed already (a page repeated): whatever of the page is still pending
+            ids = _pending_ids([row["dedup_key"] for row in groups + deliveries if row["status"] == "pending"])
         enqueue_batches(a.id, ids, BATCH // 4 if a.fanout_done else BATCH)
     if a.fanout_done:
         db.flush()

@@ -3,12 +3,14 @@
 ``send_deliveries`` keeps at most DELIVERY_CONCURRENCY rows claimed: it
 claims that many (one conditional UPDATE that also returns what the sends
 need, committed before any HTTP call), takes their rate-limit tokens from
-the shared Redis bucket in one call (``_Tokens``), and hands plain dicts to a small thread
-pool that sends them over the pooled HTTP connections.  As sends finish it
-records their results (successes in one UPDATE) and claims as many rows
-again, in one transaction per ``GATHER``-th of the width, so the database
-sees a few statements per several sends rather than per send.  The access
-token is read from Redis once per job (``gateway.token_cache``) and still
+the shared Redis bucket (``_Tokens``: one call per 64 sends), and hands plain dicts
+to a small thread pool (each thread in one app context for the job) that sends
+them over the pooled HTTP connections.  As sends finish it records their results
+(successes in one UPDATE) and claims as many rows again, in one transaction per
+``GATHER``-th of the width, so the database sees a few statements per several
+sends rather than per send; all of a job's transactions run on one connection
+(``txn.one_connection``: no pool checkout, reset and ping per transaction).  The
+access token is read from Redis once per job (``gateway.token_cache``) and still
 refreshed once, through Redis, when WeChat refuses it.
 A worker killed at any moment leaves at most DELIVERY_CONCURRENCY rows in
 ``sending``; the sweep turns them ``unknown`` after the lease (never sent
@@ -28,6 +30,7 @@ from redis.exceptions import RedisError
 from server.extensions import db, get_redis
 from server.models import utcnow
 from server.services import deliveries, messages
+from server.services.txn import one_connection
 from server.wechat import gateway, ratelimit
 from server.wechat.errors import WeChatAPIError
 
@@ -39,6 +42,7 @@ SWEEP_BATCH = 500
 SWEEP_MAX_BATCHES = 20
 SWEEP_GUARD = "unionhub:delivery-sweep:{first}:{last}"
 RATE_WAIT = 10.0  # seconds a send may wait for a rate-limit token before it is retried later
+BUDGET = 64  # rate-limit tokens taken from the shared bucket at a time (see _Tokens)
 GATHER = 4  # results are recorded (and free slots claimed again) once a 1/GATHER of the width has finished
 NO_TOKEN = "rate limit: no token within the wait"
 
@@ -84,20 +88,22 @@ def _redis_down(exc: RedisError) -> WeChatAPIError:
 
 
 class _Tokens:
-    """Rate-limit tokens for the sends of one job, taken from the shared buckets a claimed batch at a time.
+    """Rate-limit tokens for the sends of one job, taken from the shared buckets a budget at a time.
 
-    ``take`` answers which claimed items may go (their tokens in hand: one Redis call per bucket and batch)
-    and which got none within RATE_WAIT.  ``prefetch`` takes, without waiting, as many tokens as the last batch
-    needed while the sends are in flight, so the next batch usually finds them in hand.  Tokens left at the
-    end of the job are dropped: the bucket bounds tokens taken, and every send spends one it took.  Buckets
-    of burst 1 (a WeCom bot: N a minute) are left to each send, so one slow bot holds only its own slot.
+    ``take(items, expected)`` answers which claimed items may go (their tokens in hand) and which got none
+    within RATE_WAIT.  When it needs tokens it takes, in one Redis call per bucket, enough for up to
+    ``BUDGET`` sends (no more than the bucket's burst, nor than ``expected``, the sends the job may still
+    make), so the shared bucket is asked once per budget rather than per send or per claimed batch.
+    Tokens left at the end of the job are dropped: the bucket bounds tokens taken, and every send spends
+    one it took.  Buckets of burst 1 (a WeCom bot: N a minute) are left to each send, so one slow bot
+    holds only its own slot.
     """
 
     def __init__(self, config):
         self.config = config
         self.held: Counter = Counter()  # bucket -> tokens in hand
 
-    def take(self, items: list[dict]) -> tuple[list[tuple[dict, bool]], list[tuple[dict, BaseException]]]:
+    def take(self, items: list[dict], expected: int = 0) -> tuple[list[tuple[dict, bool]], list[tuple[dict, BaseException]]]:
         go, refused = [], []
         for bucket, group in self._groups(items).items():
             name, rate, burst = bucket
@@ -107,7 +113,8 @@ class _Tokens:
             error = None
             try:
                 while self.held[bucket] < len(group) and error is None:
-                    count = min(len(group) - self.held[bucket], burst)
+                    want = len(group) - self.held[bucket]
+                    count = min(max(want, min(BUDGET, expected) - self.held[bucket]), burst)
                     if ratelimit.acquire(name, rate, burst, timeout=RATE_WAIT, count=count):
                         self.held[bucket] += count
                     else:
@@ -120,17 +127,6 @@ class _Tokens:
             refused += [(item, error) for item in group[ready:]]
         return go, refused
 
-    def prefetch(self, items: list[dict]) -> None:
-        for bucket, group in self._groups(items).items():
-            name, rate, burst = bucket
-            want = min(len(group), burst) - self.held[bucket]
-            if burst > 1 and want > 0:
-                try:
-                    if ratelimit.try_acquire(name, rate, burst, count=want) == 0:
-                        self.held[bucket] += want
-                except RedisError:
-                    return  # the next take waits (or fails) for them
-
     def _groups(self, items: list[dict]) -> dict[tuple, list[dict]]:
         groups: dict[tuple, list[dict]] = {}
         for item in items:
@@ -138,13 +134,12 @@ class _Tokens:
         return groups
 
 
-def _dispatch(app, item: dict, config, token_taken: bool) -> tuple[dict | None, BaseException | None]:
-    """One send on a pool thread, in its own app context; answers (answer, error) and never raises."""
+def _dispatch(item: dict, config, token_taken: bool) -> tuple[dict | None, BaseException | None]:
+    """One send on a pool thread (in the app context the thread keeps); answers (answer, error), never raises."""
     try:
-        with app.app_context():
-            if not token_taken and not ratelimit.acquire(*_bucket(item, config), timeout=RATE_WAIT):
-                raise WeChatAPIError(None, NO_TOKEN, kind="transient")
-            return SENDERS[item["channel"]](item), None
+        if not token_taken and not ratelimit.acquire(*_bucket(item, config), timeout=RATE_WAIT):
+            raise WeChatAPIError(None, NO_TOKEN, kind="transient")
+        return SENDERS[item["channel"]](item), None
     except RedisError as exc:
         return None, _redis_down(exc)
     except Exception as exc:  # recorded on the row; nothing a send does may crash the worker
@@ -169,7 +164,11 @@ def send_deliveries(ids: list[int]) -> dict:
     gather = max(1, width // GATHER)
     todo, inflight, counts, fallbacks, tokens = list(dict.fromkeys(ids)), {}, Counter(), [], _Tokens(config)
     done: list[tuple[dict, dict | None, BaseException | None]] = []  # finished (or refused) sends to record
-    with gateway.token_cache(), ThreadPoolExecutor(max_workers=width, thread_name_prefix="delivery") as pool:
+    # Each pool thread enters one app context for its life (the job's): sends use no database session,
+    # so the context needs no teardown, and a context var cannot be reset from another thread anyway.
+    pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="delivery",
+                              initializer=lambda: app.app_context().push())
+    with gateway.token_cache(), one_connection(), pool:
         while todo or inflight or done:
             # Wait for enough sends to finish that a claim fills ``gather`` slots (draining: for any one).
             need = min(gather - (width - len(inflight)), len(inflight)) if todo else 1
@@ -187,12 +186,10 @@ def send_deliveries(ids: list[int]) -> dict:
             ready, more = deliveries.claim_for_sending(todo[:free], now, results)
             todo, fallbacks = todo[free:], fallbacks + more
             db.commit()  # results and the next claims are durable before any further HTTP call
-            go, refused = tokens.take(ready)
+            go, refused = tokens.take(ready, len(ready) + len(todo))
             done = [(item, None, error) for item, error in refused]
             for item, taken in go:
-                inflight[pool.submit(_dispatch, app, item, config, taken)] = item
-            if todo:
-                tokens.prefetch(ready)
+                inflight[pool.submit(_dispatch, item, config, taken)] = item
     messages.enqueue_send(fallbacks)
     return dict(counts)
 

@@ -36,6 +36,10 @@ FALL_BACK_ON = {43004, 43101}
 #: A pending row with no hold, untouched this long, lost its job (e.g. Redis was down): the sweep re-enqueues it.
 LOST_AFTER = timedelta(seconds=60)
 PERSON_FIELDS = ("oa_openid", "mp_openid", "oa_subscribed", "oa_cs_until", "oa_cs_left")
+#: The delivery's columns a claim returns: what a send, its result and a fall-back need (no timestamps, no
+#: earlier results: each returned value is converted per row).
+ITEM_FIELDS = ("id", "dedup_key", "person_id", "org_id", "announcement_id", "kind", "channel", "payload", "urgent",
+               "attempts")
 RESULT_FIELDS = ("status", "attempts", "sent_at", "wechat_msgid", "error_code", "error_message", "skip_reason",
                  "not_before")
 
@@ -58,7 +62,7 @@ _CLAIM = (update(T).where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.stat
                           or_(T.c.announcement_id.is_(None), exists().where(Announcement.id == T.c.announcement_id,
                                                                             Announcement.status == "sending")))
           .values(status="sending", claimed_at=bindparam("now"), updated_at=bindparam("now"), attempts=T.c.attempts + 1)
-          .returning(*T.c, *_PERSON, *_WEBHOOK))
+          .returning(*[T.c[f] for f in ITEM_FIELDS], *_PERSON, *_WEBHOOK))
 _RECORD = (update(T).where(T.c.id == bindparam("_id"), or_(T.c.status == "sending", T.c.status == "unknown"))
            .values(updated_at=bindparam("now"), **{f: bindparam(f"v_{f}") for f in RESULT_FIELDS}))
 

@@ -10,15 +10,17 @@ the error reaches the client as usual.
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 
-from sqlalchemy import Table
+from sqlalchemy import Integer, Table, Text, bindparam, cast, func, select, true
+from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from server.errors import ServiceError
-from server.extensions import db
+from server.extensions import SessionFactory, db
 
 
 def begin_savepoint():
@@ -59,3 +61,70 @@ def insert_ignore_many(table: Table, rows: list[dict], index_elements: list[str]
     if rows:
         insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
         db.execute(insert(table).on_conflict_do_nothing(index_elements=index_elements), rows)
+
+
+def _shared_key(row: dict, varying: tuple[str, ...]) -> tuple:
+    # Rows are grouped by their other values; a dict or list counts by identity (rows made from one
+    # rendered payload share the object), so equal copies only make more groups, never wrong ones.
+    return tuple((k, id(v) if isinstance(v, (dict, list)) else v) for k, v in row.items() if k not in varying)
+
+
+def insert_ignore_rows(table: Table, rows: list[dict], varying: tuple[str, ...], index_elements: list[str],
+                       returning: tuple = ()) -> list:
+    """Many rows as INSERT ... SELECT from one JSON parameter ... ON CONFLICT DO NOTHING: one statement per
+    group of rows that differ only in ``varying`` (integer or text columns), whose other values are bound
+    once; the ``returning`` columns of the rows inserted (not of those that already existed).
+
+    For thousands of rows that share most of their values (a broadcast's page): executemany would bind and
+    convert every value of every row (a JSON payload encoded per row), on the client and on the server.
+    Rows must share their keys.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(_shared_key(row, varying), []).append(row)
+    postgres = db.get_bind().dialect.name == "postgresql"
+    insert = pg_insert if postgres else sqlite_insert
+    out: list = []
+    for group in groups.values():
+        first, values = group[0], json.dumps([[row[k] for k in varying] for row in group], ensure_ascii=False)
+        if postgres:
+            source = func.json_array_elements(cast(bindparam("rows", values, type_=Text), PG_JSON)).table_valued("value")
+            picked = [source.c.value.op("->>")(i) for i in range(len(varying))]
+            picked = [cast(p, table.c[k].type) if isinstance(table.c[k].type, Integer) else p
+                      for p, k in zip(picked, varying)]
+        else:
+            source = func.json_each(bindparam("rows", values, type_=Text)).table_valued("value")
+            picked = [func.json_extract(source.c.value, f"$[{i}]") for i in range(len(varying))]
+        shared = [k for k in first if k not in varying]
+        constants = [bindparam(f"v_{k}", first[k], type_=table.c[k].type) for k in shared]
+        # (SQLite needs the WHERE to tell the SELECT's end from the upsert clause.)
+        stmt = insert(table).from_select([*varying, *shared], select(*picked, *constants).select_from(source)
+                                         .where(true())).on_conflict_do_nothing(index_elements=index_elements)
+        if returning:
+            out += db.execute(stmt.returning(*returning)).all()
+        else:
+            db.execute(stmt)
+    return out
+
+
+@contextmanager
+def one_connection():
+    """Run the block's transactions (each ended by ``db.commit()``) on one pooled connection.
+
+    A session gives its connection back to the pool at every commit, and the next transaction checks
+    one out again: on PostgreSQL a reset (ROLLBACK) on return and a ping on checkout, two more round
+    trips per transaction.  A loop of many short transactions (a sender recording results and claiming
+    rows every few sends) keeps one connection instead.  Nothing changes while the current session is
+    already in a transaction (its uncommitted work stays visible).
+    """
+    current = db()
+    if current.in_transaction():
+        yield
+        return
+    with db.get_bind().connect() as conn:
+        db.registry.set(SessionFactory(bind=conn))
+        try:
+            yield
+        finally:
+            db().close()
+            db.registry.set(current)

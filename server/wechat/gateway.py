@@ -37,7 +37,8 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, get_environ_proxies
 from urllib3.exceptions import HTTPError as URLLib3Error
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
-from urllib3.util import Timeout
+from urllib3.response import BaseHTTPResponse
+from urllib3.util import Retry, Timeout
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
@@ -125,10 +126,18 @@ def _proxied(origin: str) -> bool:
     return bool(get_environ_proxies(origin))
 
 
+_NO_RETRY = Retry(False, redirect=False)  # what urllib3 makes of retries=False, redirect=False: built once
+
+
+@lru_cache(maxsize=16)
+def _timeout(seconds: float) -> Timeout:
+    return Timeout(connect=seconds, read=seconds)
+
+
 def _plain_request(session: requests.Session, method: str, url: str, timeout: float, params=None, data=None,
-                   headers=None, **other) -> requests.Response | None:
+                   headers=None, **other) -> BaseHTTPResponse | None:
     """A plain call (bytes or no body, no proxy, the session's own HTTPAdapter) sent straight to the adapter's
-    urllib3 pool; None for anything else, which takes requests' full path.
+    urllib3 pool: urllib3's response (body read); None for anything else, which takes requests' full path.
 
     ``Session.request`` costs about twice the HTTP exchange itself (environment and proxy lookups,
     cookies, hooks, redirect handling) and WeChat's APIs need none of it; a broadcast makes one call
@@ -146,16 +155,19 @@ def _plain_request(session: requests.Session, method: str, url: str, timeout: fl
     target = (parts.path or "/") + (f"?{query}" if query else "")
     sent = {**session.headers, **(headers or {})}
     try:
-        pool = adapter.get_connection_with_tls_context(SimpleNamespace(url=url), session.verify, cert=session.cert)
-        raw = pool.urlopen(method.upper(), target, body=data, headers=sent, redirect=False, assert_same_host=False,
-                           retries=False, timeout=Timeout(connect=timeout, read=timeout), preload_content=True,
-                           decode_content=True)
+        # The pool is chosen by the origin alone (parsing the whole URL, token included, would cost more).
+        pool = adapter.get_connection_with_tls_context(SimpleNamespace(url=origin), session.verify, cert=session.cert)
+        return pool.urlopen(method.upper(), target, body=data, headers=sent, redirect=False, assert_same_host=False,
+                            retries=_NO_RETRY, timeout=_timeout(timeout), preload_content=True, decode_content=True)
     except ReadTimeoutError as exc:
         raise requests.ReadTimeout(exc) from exc
     except ConnectTimeoutError as exc:
         raise (requests.ConnectionError if isinstance(exc, NewConnectionError) else requests.ConnectTimeout)(exc) from exc
     except (URLLib3Error, OSError) as exc:
         raise requests.ConnectionError(exc) from exc
+
+
+def _as_response(raw: BaseHTTPResponse, url: str) -> requests.Response:
     res = requests.Response()
     res.status_code, res.reason, res.url, res._content = raw.status, raw.reason, url, raw.data
     res.headers = CaseInsensitiveDict(raw.headers)
@@ -163,12 +175,34 @@ def _plain_request(session: requests.Session, method: str, url: str, timeout: fl
     return res
 
 
+def _json_answer(raw: BaseHTTPResponse) -> dict | None:
+    """The usual answer read straight from urllib3's response: a JSON object with a success status (raising
+    for a non-zero errcode, as :func:`parse_response` does); None for anything else (parse_response decides)."""
+    if raw.status >= 400 or raw.headers.get("Content-Type", "").startswith("image/"):
+        return None
+    try:
+        body = json.loads(raw.data.decode("utf-8", "ignore"), strict=False)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    errcode = body.get("errcode")
+    if errcode not in (None, 0, "0"):
+        raise WeChatAPIError(int(errcode), body.get("errmsg"))
+    return body
+
+
 def _send(method: str, url: str, timeout: float, **kwargs):
     session = http_session()
     try:
-        res = _plain_request(session, method, url, timeout, **kwargs)
-        if res is None:  # (not "or": a Response with an error status is falsy)
+        raw = _plain_request(session, method, url, timeout, **kwargs)
+        if raw is None:
             res = session.request(method, url, timeout=timeout, **kwargs)
+        else:
+            body = _json_answer(raw)
+            if body is not None:
+                return body
+            res = _as_response(raw, url)
     except requests.RequestException as exc:
         raise WeChatAPIError(None, f"{type(exc).__name__}: {exc}") from exc
     return parse_response(res)

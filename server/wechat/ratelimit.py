@@ -5,8 +5,8 @@ script, so concurrent workers on any host take tokens atomically.  Time is
 Redis's own clock (``TIME``), so hosts with skewed clocks agree.  The script
 answers 0 when ``count`` tokens were taken (all or none), else the
 milliseconds until that many will be there.  A sender takes the tokens for
-a whole claimed batch in one call (``count`` at most ``burst``), so the
-shared bound costs one Redis round trip per batch rather than per send.
+up to ``jobs.delivery.BUDGET`` sends in one call (``count`` at most ``burst``),
+so the shared bound costs one Redis round trip per budget rather than per send.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
-from tests.perf.bench_callback import REPO, RESULTS, free_port, machine_cpu, secrets_env
+from tests.perf.bench_callback import REPO, RESULTS, _loadavg, free_port, machine_cpu, secrets_env
 
 TARGET_NAIVE, TARGET_CEILING, TARGET_MB = 20.0, 0.5, 250
 
@@ -145,6 +145,17 @@ class Workers:
                 for pid in [proc.pid, *children.get(proc.pid, [])]:
                     self.peak_kb[i] = max(self.peak_kb[i], _hwm_kb(pid))
             self._stop.wait(0.2)
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the workers and their work horses (those already reaped: cutime, cstime)."""
+        total = 0
+        for proc in self.procs:
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(f) for f in fields[11:15])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def wait(self, timeout: float) -> None:
         for proc in self.procs:
@@ -335,6 +346,7 @@ def broadcast_run(env: dict, worker_env: dict, ids: dict, people: int, workers: 
                                              "audience": {"org_ids": [ids["org"]]}})
             db.commit()
             busy0, total0 = machine_cpu()
+            workers_cpu0 = pool.cpu_seconds()
             started = time.monotonic()
             announcements.send(staff, a)
             db.commit()
@@ -347,6 +359,7 @@ def broadcast_run(env: dict, worker_env: dict, ids: dict, people: int, workers: 
                     raise RuntimeError("the broadcast took over an hour:\n" + pool.logs())
             elapsed = time.monotonic() - started
             busy1, total1 = machine_cpu()
+            workers_cpu = pool.cpu_seconds() - workers_cpu0
         finally:
             peaks = pool.stop()
         by_status = dict(db.execute(select(Delivery.status, func.count()).where(Delivery.announcement_id == a.id)
@@ -358,7 +371,8 @@ def broadcast_run(env: dict, worker_env: dict, ids: dict, people: int, workers: 
     return {"people": people, "status": status, "elapsed_s": round(elapsed, 2), "rate": round(people / elapsed, 1),
             "send_span_rate": round(by_status.get("sent", 0) / max((last - first).total_seconds(), 1e-9), 1),
             "deliveries": by_status, "peak_mb": peaks,
-            "machine_cpu_busy": round((busy1 - busy0) / max(total1 - total0, 1e-9), 3)}
+            "machine_cpu_busy": round((busy1 - busy0) / max(total1 - total0, 1e-9), 3),
+            "workers_cpu_ms_per_delivery": round(workers_cpu * 1000 / people, 3)}
 
 
 def duplicates(messages: list[dict]) -> dict:
@@ -379,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="DELIVERY_CONCURRENCY of each worker")
     parser.add_argument("--ceiling-seconds", type=float, default=10)
     args = parser.parse_args(argv)
+    load_before = _loadavg()
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-broadcast-")))
         redis_url = os.environ.get("REDIS_URL")
@@ -412,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
               "database": "postgresql" if database_url.startswith("postgres") else "sqlite",
               "ceiling": top, "naive": naive, "broadcast": fanout, "simulator": dup,
               "vs_naive": round(fanout["rate"] / naive["rate"], 1) if naive["rate"] else None,
-              "vs_ceiling": round(fanout["rate"] / top["rps"], 3) if top["rps"] else None}
+              "vs_ceiling": round(fanout["rate"] / top["rps"], 3) if top["rps"] else None,
+              "load_average": {"before": load_before, "after": _loadavg()}}
     checks = {
         f"all {args.people} sent": fanout["deliveries"] == {"sent": args.people},
         "0 duplicates": dup["duplicates"] == 0 and dup["messages"] == args.people,
@@ -423,9 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     result["checks"] = checks
     print(f"broadcast {fanout['rate']:>9} deliveries/s end to end ({fanout['elapsed_s']} s for {args.people}; "
           f"{fanout['send_span_rate']}/s first to last send), peak {fanout['peak_mb']} MB per worker, "
-          f"machine CPU {fanout['machine_cpu_busy']:.0%}")
+          f"machine CPU {fanout['machine_cpu_busy']:.0%}, workers' CPU {fanout['workers_cpu_ms_per_delivery']} ms "
+          f"per delivery")
     print(f"deliveries {fanout['deliveries']}; simulator {dup}")
-    print(f"ratios: {result['vs_naive']} x naive, {result['vs_ceiling']} x ceiling")
+    print(f"ratios: {result['vs_naive']} x naive, {result['vs_ceiling']} x ceiling; load average "
+          f"{result['load_average']['before']} before, {result['load_average']['after']} after")
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'MISS'}] {name}")
     RESULTS.mkdir(exist_ok=True)

@@ -1,0 +1,71 @@
+"""server.services.txn: bulk "insert unless it exists" from one JSON parameter, and one connection for many commits."""
+
+from sqlalchemy import func, select
+
+from server.extensions import db
+from server.models import Delivery, Person, utcnow
+from server.services.txn import insert_ignore_rows, one_connection
+
+
+def _person(openid: str) -> int:
+    person = Person(oa_openid=openid, oa_subscribed=True)
+    db.add(person)
+    db.flush()
+    return person.id
+
+
+def test_insert_ignore_rows_groups_shared_values_and_returns_only_new_rows():
+    people = [_person(f"o-txn-{i}") for i in range(3)]
+    now = utcnow()
+    template = {"template_id": "t1", "data": {"thing1": "通知“引号”\\ 和换行\n"}}
+    custom = {"text": "你好"}
+
+    def row(pid, channel, payload, status="pending", reason=None):
+        return {"person_id": pid, "dedup_key": f"txn:{pid}:{channel}", "channel": channel, "status": status,
+                "skip_reason": reason, "kind": "announcement", "payload": payload, "attempts": 0,
+                "created_at": now, "updated_at": now}
+
+    rows = [row(people[0], "oa_template", template), row(people[1], "oa_template", template),
+            row(people[2], "oa_custom", custom), row(people[2], "oa_template", {}, "skipped", "not_following")]
+    varying = ("person_id", "dedup_key", "channel", "status", "skip_reason")
+    inserted = insert_ignore_rows(Delivery.__table__, rows, varying, ["dedup_key"],
+                                  returning=(Delivery.dedup_key, Delivery.status))
+    assert sorted(r.dedup_key for r in inserted) == sorted(r["dedup_key"] for r in rows)
+    got = {d.dedup_key: d for d in db.scalars(select(Delivery))}
+    assert got[f"txn:{people[1]}:oa_template"].payload == template
+    assert got[f"txn:{people[2]}:oa_custom"].payload == custom
+    skipped = got[f"txn:{people[2]}:oa_template"]
+    assert (skipped.status, skipped.skip_reason, skipped.payload) == ("skipped", "not_following", {})
+    assert got[f"txn:{people[0]}:oa_template"].created_at == now
+
+    # Again with one new row: only that one is inserted (and returned); the others are left as they are.
+    db.execute(Delivery.__table__.update().values(status="sent"))
+    new = _person("o-txn-new")
+    again = insert_ignore_rows(Delivery.__table__, rows + [row(new, "oa_template", template)], varying,
+                               ["dedup_key"], returning=(Delivery.dedup_key,))
+    assert [r.dedup_key for r in again] == [f"txn:{new}:oa_template"]
+    assert db.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "sent")) == 4
+    assert insert_ignore_rows(Delivery.__table__, [], varying, ["dedup_key"]) == []
+
+
+def test_one_connection_commits_each_transaction_on_one_connection():
+    db.commit()
+    with one_connection():
+        conn = db.connection()
+        _person("o-one-1")
+        db.commit()
+        _person("o-one-2")
+        db.rollback()
+        _person("o-one-3")
+        db.commit()
+        assert db.connection().connection.dbapi_connection is conn.connection.dbapi_connection
+    db.remove()
+    assert sorted(db.scalars(select(Person.oa_openid).where(Person.oa_openid.like("o-one-%")))) == ["o-one-1", "o-one-3"]
+
+
+def test_one_connection_leaves_a_transaction_in_progress_alone():
+    _person("o-open")  # not committed yet
+    with one_connection():
+        assert db.scalar(select(Person.id).where(Person.oa_openid == "o-open")) is not None
+    db.rollback()
+    assert db.scalar(select(Person.id).where(Person.oa_openid == "o-open")) is None
