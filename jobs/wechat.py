@@ -76,7 +76,8 @@ def push_facts(message: dict, received_at: float | None) -> dict | None:
     """What :func:`_allowance_for` needs of a push (None when the time it arrived is unknown)."""
     if received_at is None:
         return None
-    return {"msg_type": (message.get("MsgType") or "").lower(), "event": message.get("Event"), "received_at": received_at}
+    return {"msg_type": (message.get("MsgType") or "").lower(), "event": message.get("Event"), "received_at": received_at,
+            "create_time": message.get("CreateTime")}
 
 
 def _allowance_for(openid: str, push: dict | None) -> bool:
@@ -94,7 +95,7 @@ def _allowance_for(openid: str, push: dict | None) -> bool:
     person = follower(openid)
     if person is None:
         return True
-    kind, at = _grant_of(push), _ts(push.get("received_at"))
+    kind, at = _grant_of(push), _granted_at(push)
     if kind and at:
         grant_cs(person, kind, at)
         db.flush()
@@ -163,12 +164,21 @@ def _grant_of(r: dict) -> str | None:
     return None
 
 
+def _granted_at(r: dict) -> datetime | None:
+    """When a push's grant starts: WeChat's CreateTime (what its window counts from, and the same for the
+    follow bot, the late-answer job and the drain, so one push is granted once), never after it arrived."""
+    created, received = _ts(r.get("create_time")), _ts(r.get("received_at"))
+    if created is None or received is None:
+        return created or received
+    return min(created, received)
+
+
 def _remember_interactions(records: list[dict]) -> None:
     from server.services.people import grant_cs
 
     grants: dict[str, list[tuple[datetime, str]]] = {}
     for r in records:
-        kind, at = _grant_of(r), _ts(r["received_at"])
+        kind, at = _grant_of(r), _granted_at(r)
         if kind and at:
             grants.setdefault(r["openid"], []).append((at, kind))
     if not grants:

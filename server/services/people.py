@@ -75,7 +75,9 @@ def follow(oa_openid: str, at: datetime | None = None) -> tuple[Person, bool]:
         person = follower(oa_openid)
     person.oa_subscribed = True
     person.oa_subscribed_at = at or _now()
-    grant_cs(person, CS_EVENT, _now())
+    # Granted at the push's own time (WeChat's CreateTime), as the push-log drain grants it again later:
+    # the same push then changes nothing (grant_cs).
+    grant_cs(person, CS_EVENT, min(at, _now()) if at else _now())
     db.flush()
     return person, is_new
 

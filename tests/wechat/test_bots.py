@@ -186,6 +186,24 @@ def test_messages_open_the_customer_service_window(pusher, app, demo):
     assert person_by_openid("oWindow").oa_cs_left == 20
 
 
+def test_a_follow_is_granted_once_by_the_bot_and_the_drain(pusher, app, demo):
+    """The follow bot grants the 3 messages at the push's time; the drain's second grant of the same push hands
+    nothing back once they are spent."""
+    from jobs.wechat import store_pushes
+    from server.extensions import db
+    from server.services.people import spend_cs
+
+    pusher.post(event_push("oFollowOnce", "subscribe"))
+    followed = person_by_openid("oFollowOnce")
+    assert followed.oa_cs_left == 3  # before the drain: the bot granted it
+    assert [spend_cs(followed.id) for _ in range(4)] == [True, True, True, False]
+    db.commit()
+    db.remove()  # the drain reads the person afresh, as a worker does
+    store_pushes()
+    db.remove()
+    assert person_by_openid("oFollowOnce").oa_cs_left == 0
+
+
 def test_sender_independent_listings_are_reused_for_a_while(pusher, demo, app, monkeypatch):
     """补贴 and 竞赛 read the database once per process and period, then answer from memory."""
     from sqlalchemy import event
