@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import and_, case, or_, select, update
 
 from server.extensions import db, get_redis
 from server.models import Person
@@ -31,32 +31,32 @@ CS_MESSAGE, CS_EVENT = "WECHAT_CS_MESSAGE_GRANT", "WECHAT_CS_EVENT_GRANT"
 
 
 def grant_cs(person: Person, kind: str, at: datetime, config=None) -> None:
-    """Apply the grant of a push of ``kind`` (CS_MESSAGE or CS_EVENT) received ``at``."""
+    """Apply the grant of a push of ``kind`` (CS_MESSAGE or CS_EVENT) received ``at``.
+
+    One conditional UPDATE, so the rule holds against the row as it is when written, not as it was read: a
+    later push renews the grant; a shorter one still applies when none is left; the same push applied twice
+    (the late-answer job and the push-log drain both do, maybe at once) changes nothing the second time and
+    never hands back a message spent meanwhile.  ``person`` is refreshed from the row.
+    """
     seconds, count = (config or current_app.extensions["unionhub"]["config"]).cs_grant(kind)
     until = at + timedelta(seconds=seconds)
-    current = person.oa_cs_until
-    if current is not None and current.tzinfo is None:  # SQLite hands back naive UTC
-        current = current.replace(tzinfo=timezone.utc)
-    # A later push renews the grant; a shorter one still applies when none is left.  Applying the same push
-    # twice (the late-answer job and the push-log drain both do) changes nothing the second time.
-    if current is None or until > current or (until < current and not person.oa_cs_left):
-        person.oa_cs_until, person.oa_cs_left = until, count
-    if person.oa_last_interaction_at is None or _aware(person.oa_last_interaction_at) < at:
-        person.oa_last_interaction_at = at
+    renew = or_(Person.oa_cs_until.is_(None), Person.oa_cs_until < until,
+                and_(Person.oa_cs_until > until, Person.oa_cs_left <= 0))
+    later = or_(Person.oa_last_interaction_at.is_(None), Person.oa_last_interaction_at < at)
+    db.execute(update(Person).where(Person.id == person.id).values(
+        oa_cs_until=case((renew, until), else_=Person.oa_cs_until),
+        oa_cs_left=case((renew, count), else_=Person.oa_cs_left),
+        oa_last_interaction_at=case((later, at), else_=Person.oa_last_interaction_at),
+    ).execution_options(synchronize_session=False))
+    db.refresh(person, ["oa_cs_until", "oa_cs_left", "oa_last_interaction_at"])
 
 
 def spend_cs(person_id: int, now: datetime | None = None) -> bool:
     """Take one customer-service message from the person's allowance; False when none is left (or it expired)."""
-    from sqlalchemy import update
-
     now = now or _now()
     result = db.execute(update(Person).where(Person.id == person_id, Person.oa_cs_left > 0, Person.oa_cs_until > now)
                         .values(oa_cs_left=Person.oa_cs_left - 1).execution_options(synchronize_session=False))
     return result.rowcount == 1
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def follower(oa_openid: str) -> Person | None:

@@ -110,6 +110,28 @@ def test_customer_service_grants_follow_wechats_rules(person):
     assert spend_cs(r.id, now) is False
 
 
+def test_a_grant_from_a_stale_read_does_not_hand_back_a_spent_message(person, app):
+    """The push-log drain may hold the person as read before a late answer granted the same push and spent one
+    message on another connection; its grant must not reset the allowance from that stale read."""
+    from sqlalchemy import select, update
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from server.models import Person
+    from server.services.people import CS_MESSAGE, grant_cs
+
+    now = utcnow()
+    p = person(oa_cs_until=None, oa_cs_left=0)
+    db.commit()
+    with app.extensions["unionhub"]["engine"].begin() as conn:  # the late-answer job: granted, then spent one
+        conn.execute(update(Person).where(Person.id == p.id).values(oa_cs_until=now + timedelta(hours=48), oa_cs_left=19))
+    set_committed_value(p, "oa_cs_until", None)  # the drain still holds its earlier read
+    set_committed_value(p, "oa_cs_left", 0)
+    grant_cs(p, CS_MESSAGE, now)
+    db.commit()
+    assert db.scalar(select(Person.oa_cs_left).where(Person.id == p.id)) == 19
+    assert p.oa_cs_left == 19
+
+
 def test_template_ids_come_from_configuration(config, monkeypatch):
     assert messages.template_id("application_paid", "oa_template") == "oa_template_application_paid"
     monkeypatch.setattr(config, "MESSAGE_TEMPLATE_IDS", "application_paid.oa_template=TPL-PAID, x.y=z")
