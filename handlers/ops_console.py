@@ -123,8 +123,6 @@ def _same_origin() -> bool:
 
 def _guard():
     """Before every rq-dashboard request: an operator's cookie, and for a change, this site's origin."""
-    if request.blueprint != "rq_dashboard":
-        return None
     try:
         auth.require_operator(auth.authenticate_staff(request.cookies.get(COOKIE)))
     except ServiceError as exc:
@@ -147,4 +145,6 @@ def register(app: Flask) -> None:
     setup_rq_connection(app)
     app.register_blueprint(blp)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
-    app.before_request(_guard)
+    # Only rq-dashboard's requests are checked (nothing on other paths), and before its own hook, which
+    # opens Redis connections for the instance in the URL.
+    app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, _guard)
