@@ -36,7 +36,6 @@ from flask import Blueprint, Response, current_app, request
 
 from server.extensions import db, get_redis
 from server.wechat.wire import (
-    ExpatError,
     InvalidAppIdException,
     InvalidSignatureException,
     MessageCrypto,
@@ -166,7 +165,7 @@ def receive():
             message = _safe_xml(body)
     except (InvalidSignatureException, InvalidAppIdException):
         return _forbidden("bad_signature")
-    except (ValueError, KeyError, TypeError, ExpatError) as exc:  # UnicodeDecodeError is a ValueError
+    except (ValueError, KeyError, TypeError) as exc:  # malformed XML and UnicodeDecodeError are ValueErrors
         log.info("refused a malformed push: %s", type(exc).__name__)
         return _bad_request()
     except Exception:  # anything else a hostile ciphertext might provoke is bad input too

@@ -112,8 +112,8 @@ def one_connection():
     """Run the block's transactions (each ended by ``db.commit()``) on one pooled connection.
 
     A session gives its connection back to the pool at every commit, and the next transaction checks
-    one out again: on PostgreSQL a reset (ROLLBACK) on return and a ping on checkout, two more round
-    trips per transaction.  A loop of many short transactions (a sender recording results and claiming
+    one out again: on PostgreSQL a reset (ROLLBACK) on return, one more round trip per transaction (and
+    a ping on checkout after an idle spell, see ``server.app.handle_stale_connections``).  A loop of many short transactions (a sender recording results and claiming
     rows every few sends) keeps one connection instead.  Nothing changes while the current session is
     already in a transaction (its uncommitted work stays visible).
     """
