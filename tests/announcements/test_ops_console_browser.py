@@ -51,8 +51,8 @@ def _sign_in(browser, base: str, username: str) -> None:
 
 
 def test_an_operator_signs_in_and_sees_the_queues(browser, served, world, run_jobs):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     from jobs import queues
@@ -62,11 +62,18 @@ def test_an_operator_signs_in_and_sees_the_queues(browser, served, world, run_jo
     run_jobs()
     queues.enqueue(ping, "waiting")  # stays queued
     _sign_in(browser, served, "city_admin")
-    wait = WebDriverWait(browser, 20)
-    # the dashboard's script fetches /admin/rq/0/data/queues.json with the cookie and fills the table
-    row = wait.until(ec.presence_of_element_located(
-        (By.XPATH, "//table[@id='queues']//tr[@data-role='queue'][td[1][normalize-space()='default']]")))
-    cells = [td.text.strip() for td in row.find_elements(By.TAG_NAME, "td")]
+    # The dashboard's script fetches /admin/rq/0/data/queues.json with the cookie and fills the table, and
+    # redraws it every few seconds: read the row's cells in one go, again if a redraw replaced the row meanwhile.
+    def default_queue_cells(driver):
+        try:
+            row = driver.find_element(
+                By.XPATH, "//table[@id='queues']//tr[@data-role='queue'][td[1][normalize-space()='default']]")
+            cells = [td.text.strip() for td in row.find_elements(By.TAG_NAME, "td")]
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+        return cells if len(cells) >= 7 and cells[1].isdigit() and cells[6].isdigit() else False
+
+    cells = WebDriverWait(browser, 20).until(default_queue_cells)
     # name, queued, deferred, scheduled, started, finished, failed, canceled
     assert cells[0] == "default" and cells[1] == "1" and cells[6] == "1"
     cookies = {c["name"]: c for c in browser.get_cookies()}
@@ -77,9 +84,12 @@ def test_an_operator_signs_in_and_sees_the_queues(browser, served, world, run_jo
 
 def test_a_reviewer_is_turned_away(browser, served, world):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
 
     _sign_in(browser, served, "city_reviewer")
-    alert = browser.find_element(By.CSS_SELECTOR, "[role=alert]")
+    # the form's POST loads the login page again with the refusal: wait for it (the click does not)
+    alert = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
     assert alert.get_attribute("data-code") == "role_forbidden" and "无权" in alert.text
     browser.get(served + "/admin/rq/")
     assert browser.current_url.endswith("/admin/rq/login")
