@@ -16,10 +16,11 @@ BULK = "bulk"
 ALL = (HIGH, DEFAULT, BULK)
 
 
-def get_queue(name: str = DEFAULT) -> Queue:
+def get_queue(name: str = DEFAULT, connection=None) -> Queue:
+    """The queue ``name`` on the app's Redis (``connection``: this Redis client instead, outside an app context)."""
     if name not in ALL:
         raise ValueError(f"unknown queue {name!r}")
-    return Queue(name, connection=get_redis())
+    return Queue(name, connection=connection or get_redis())
 
 
 def enqueue(func, *args, queue: str = DEFAULT, **kwargs):

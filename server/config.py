@@ -39,6 +39,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("WECHAT_CALLBACK_MAX_AGE", "300", "seconds a callback's timestamp may differ from now"),
     ("WECHAT_CALLBACK_MAX_BYTES", "65536", "largest callback body accepted"),
     ("WECHAT_BOT_BUDGET_MS", "800", "time a bot may take before the callback answers \"处理中\" and the answer follows as a customer-service message"),
+    ("WECHAT_STORE_DEFER_MS", "10", "milliseconds a push's stored answer and push-log record may wait to travel with the next claim in one Redis round trip; 0 sends each at once"),
     ("WECHAT_SHARED_ANSWER_SECONDS", "10", "seconds a sender-independent bot answer (open programmes, open competitions) is reused per process; 0 turns it off"),
     ("WECHAT_CS_MESSAGE_GRANT", "172800/20", "customer-service messages allowed after a worker's message: `seconds/count` (WeChat: 20 within 48 hours)"),
     ("WECHAT_CS_EVENT_GRANT", "60/3", "customer-service messages allowed after a menu click, QR scan or follow: `seconds/count` (WeChat: 3 within a minute)"),
@@ -138,6 +139,7 @@ class Config:
     WECHAT_BOT_BUDGET_MS: int = 800
     WECHAT_MINIPROGRAM_PATH_PREFIX: str = "pages"
     WECHAT_SHARED_ANSWER_SECONDS: int = 10
+    WECHAT_STORE_DEFER_MS: int = 10
     WECHAT_CS_MESSAGE_GRANT: str = "172800/20"
     WECHAT_MINIPROGRAM_STATE: str = "formal"
     WECHAT_CS_EVENT_GRANT: str = "60/3"
@@ -210,6 +212,7 @@ class Config:
             WECHAT_CALLBACK_MAX_BYTES=_int(env, "WECHAT_CALLBACK_MAX_BYTES", 65536),
             WECHAT_BOT_BUDGET_MS=_int(env, "WECHAT_BOT_BUDGET_MS", 800),
             WECHAT_SHARED_ANSWER_SECONDS=_int(env, "WECHAT_SHARED_ANSWER_SECONDS", 10),
+            WECHAT_STORE_DEFER_MS=_int(env, "WECHAT_STORE_DEFER_MS", 10),
             WECHAT_CS_MESSAGE_GRANT=env.get("WECHAT_CS_MESSAGE_GRANT") or cls.WECHAT_CS_MESSAGE_GRANT,
             WECHAT_CS_EVENT_GRANT=env.get("WECHAT_CS_EVENT_GRANT") or cls.WECHAT_CS_EVENT_GRANT,
             WECHAT_MINIPROGRAM_PATH_PREFIX=env.get("WECHAT_MINIPROGRAM_PATH_PREFIX") or "pages",
@@ -250,6 +253,8 @@ class Config:
             if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
                 raise ConfigError(f"QUIET_HOURS must look like 21:30-08:00, got {self.QUIET_HOURS!r}")
 
+        if not 0 <= self.WECHAT_STORE_DEFER_MS <= 1000:  # a retry waits 3 s for the answer
+            raise ConfigError(f"WECHAT_STORE_DEFER_MS must be 0..1000, got {self.WECHAT_STORE_DEFER_MS}")
         if self.WECHAT_MINIPROGRAM_STATE not in ("formal", "trial", "developer"):
             raise ConfigError(f"WECHAT_MINIPROGRAM_STATE must be formal, trial or developer, got {self.WECHAT_MINIPROGRAM_STATE!r}")
         for name in ("WECHAT_CS_MESSAGE_GRANT", "WECHAT_CS_EVENT_GRANT"):

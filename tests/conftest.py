@@ -28,6 +28,9 @@ TEST_SECRETS = {
     # Tests change programmes and competitions between pushes: no reused listings
     # (tests/wechat/test_bots.py turns it on where it is the subject).
     "WECHAT_SHARED_ANSWER_SECONDS": "0",
+    # Tests read the push log and stored answers right after a push: each store is sent at once
+    # (tests/wechat/test_claims.py and the samples test cover the deferred store, production's default).
+    "WECHAT_STORE_DEFER_MS": "0",
 }
 
 

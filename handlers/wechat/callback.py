@@ -8,20 +8,19 @@ GET answers WeChat's URL verification (echostr).  POST handles a push:
    after refusing any DTD or entity declaration (no DTDs, no entities:
    hostile XML gets 400, never a parse); see ``server/wechat/wire.py``;
 3. claim the push in Redis under FromUserName + MsgId (or FromUserName +
-   CreateTime + Event): one script call takes the claim if it is free and
-   returns the sender's pending conversation with it, or returns what the
-   claim holds; a retry of a push that is being or has been handled waits
-   briefly for, and returns, the same reply — its bot never runs twice
-   (``claims.py``);
+   CreateTime + Event): ``SET NX GET`` takes the claim if it is free (and a
+   ``GET`` in the same round trip reads the sender's pending conversation),
+   or returns what the claim holds; a retry of a push that is being or has
+   been handled waits briefly for, and returns, the same reply — its bot
+   never runs twice (``claims.py``);
 4. route to a bot and run it within a time budget; a bot that overruns is
    left to finish in the background and its answer is delivered by an RQ
    job as a customer-service message, while WeChat gets a short "处理中"
    reply at once.  Bots registered ``slow=True`` always run as a job;
 5. store the answer under the claim and log the push (who, what, which bot,
-   how long) in one more script call: the log is a Redis list that a job
-   stores in the database in batches.
-
-Two Redis round trips per push, each one command.
+   how long): the log is a Redis list that a job stores in the database in
+   batches.  The store travels with the process's next claim (or within
+   ``WECHAT_STORE_DEFER_MS``), so under load a push costs one Redis round trip.
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ from server.wechat.wire import (
 from . import bots  # noqa: F401  (registers the bots)
 from . import replies
 from .claims import PushClaims
-from .pushlog import push_record, schedule_drain_if_needed
+from .pushlog import push_record, queue_drain
 from .router import NOT_FETCHED, BotContext, Route, conversation_key, router
 
 log = logging.getLogger("unionhub.wechat.callback")
@@ -123,7 +122,9 @@ def _claims(ext: dict) -> PushClaims:
     """The app's PushClaims (the claim and store calls), built once."""
     claims = ext.get("wx_claims")
     if claims is None:
-        claims = ext["wx_claims"] = PushClaims(ext["redis"])
+        redis = ext["redis"]
+        claims = ext["wx_claims"] = PushClaims(redis, defer=ext["config"].WECHAT_STORE_DEFER_MS / 1000,
+                                               on_drain_flag=lambda: queue_drain(redis))
     return claims
 
 
@@ -208,7 +209,7 @@ def handle_push(message: dict, encrypted: bool, started: float) -> dict | None:
         spec = replies.to_spec(replies.BUSY_TEXT)
     duration_ms = (time.perf_counter() - started) * 1000
     record = push_record(message, key, encrypted, route.name if route else None, spec, duration_ms, error, received_at)
-    schedule_drain_if_needed(claims.store(claim_key, replies.dumps(spec), record))
+    claims.store(claim_key, replies.dumps(spec), record)
     return spec
 
 

@@ -1,9 +1,9 @@
 """The push log: every inbound push, recorded without slowing the callback.
 
-The callback appends one JSON record to a Redis list in the same script call
-that stores its answer; :func:`jobs.wechat.store_pushes` moves the records
-into the ``wechat_pushes`` table in batches (at most one drain is queued at
-a time, and the cron sweep catches anything left).
+The callback appends one JSON record to a Redis list with the commands that
+store its answer (``claims.py``); :func:`jobs.wechat.store_pushes` moves the
+records into the ``wechat_pushes`` table in batches (at most one drain is
+queued at a time, and the cron sweep catches anything left).
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def push_record(message: dict, key: str, encrypted: bool, bot: str | None, spec,
     return _encode(record)
 
 
-def schedule_drain_if_needed(flag_was_set: bool) -> None:
-    """Queue a drain job when this push set the flag (first push in a DRAIN_FLAG_TTL window)."""
-    if flag_was_set:
-        from jobs import queues
-        from jobs.wechat import store_pushes
+def queue_drain(redis) -> None:
+    """Queue a drain job (a push set the drain flag: the first in a DRAIN_FLAG_TTL window).
+    ``redis``: the app's client (this may run on the claims' flusher thread, outside any app context)."""
+    from jobs import queues
+    from jobs.wechat import store_pushes
 
-        queues.get_queue(queues.DEFAULT).enqueue(store_pushes)
+    queues.get_queue(queues.DEFAULT, connection=redis).enqueue(store_pushes)

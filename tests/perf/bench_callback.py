@@ -149,6 +149,7 @@ class Infra:
         # programmes between pushes); the benchmark measures the production default.  A value in
         # this process's environment still reaches the servers (WECHAT_SHARED_ANSWER_SECONDS=0 ...).
         self.env.pop("WECHAT_SHARED_ANSWER_SECONDS", None)
+        self.env.pop("WECHAT_STORE_DEFER_MS", None)  # likewise: stores sent at once in tests, deferred in production
         self.seeded = self._database(seed)
 
     def _valkey(self, stack: ExitStack) -> str:

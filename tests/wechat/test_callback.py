@@ -129,12 +129,26 @@ def test_pushes_are_stored_with_their_bot_and_timing(pusher, run_jobs, db_sessio
     assert rows[1].encrypted and rows[1].event == "CLICK" and rows[1].payload["EventKey"] == "MENU_HELP"
 
 
+@pytest.fixture(scope="module")
+def deferred_claims(app):
+    """Production's claims: each store waits to travel with the next claim (5 s here, so always with it)."""
+    from handlers.wechat.claims import PushClaims
+    from handlers.wechat.pushlog import queue_drain
+
+    redis = app.extensions["unionhub"]["redis"]
+    return PushClaims(redis, defer=5.0, on_drain_flag=lambda: queue_drain(redis))
+
+
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
 @pytest.mark.parametrize("mode", ["plain", "safe"])
-def test_every_platform_sample(pusher, sample, mode, monkeypatch):
-    """Each of WeChat's own sample pushes gets 200 with a valid reply or success, and a retry runs nothing."""
+@pytest.mark.parametrize("store", ["at_once", "deferred"])
+def test_every_platform_sample(pusher, sample, mode, store, app, deferred_claims, monkeypatch):
+    """Each of WeChat's own sample pushes gets 200 with a valid reply or success, and a retry runs nothing
+    (with the answer stored at once, or queued to go with the retry's claim)."""
     from handlers.wechat import callback
 
+    if store == "deferred":
+        monkeypatch.setitem(app.extensions["unionhub"], "wx_claims", deferred_claims)
     xml = sample.read_text()
     runs = []
     original = callback._run
