@@ -45,6 +45,13 @@ comes before that; a crash or failed commit leaves a gap); the views
 committed rows through indexes.  On SQLite the one write lock serialises
 writers anyway: the same statements without the locking clauses.
 
+On PostgreSQL a worker's sign-up is about seven round trips (BEGIN, gate,
+read, INSERT, numbering, settle, COMMIT; a claim and a look at the waiting
+list more for a place), each compiled once and run straight on the psycopg
+connection (:class:`_OnDriver`): SQLAlchemy's per-statement execution cost
+more CPU than anything else the sign-up does.  Everything else (the session,
+its transaction, the ORM objects the answer is built from) is as elsewhere.
+
 The gate is a transaction-level advisory lock per competition
 (``pg_advisory_xact_lock[_shared](GATE, id)``; on SQLite the write lock):
 sign-up, team submission, team creation and joins take it shared; every path
@@ -93,6 +100,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import and_, bindparam, case, create_engine, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, set_committed_value
@@ -195,7 +203,10 @@ class _OnDriver:
     this skips it and keeps the rest: the same SQL, the same transaction, the columns' result processors (the
     UTC datetimes), and a driver error raised as SQLAlchemy raises it (a lost connection invalidates the pool and
     is answered 503).  The parameters are passed as they are: ints, strings and aware UTC datetimes, which need
-    no bind processing."""
+    no bind processing.  It leans on three SQLAlchemy internals, unchanged through 2.0 and 2.1 (the versions
+    allowed): ``Compiled._result_columns``, ``TypeEngine._cached_result_processor`` and
+    ``Connection._handle_dbapi_exception``; the PostgreSQL tests cover each (the answers' values and types, and
+    connections the server dropped)."""
 
     def __init__(self, statement):
         self.statement, self.sql, self.defaults, self.processors = statement, None, {}, None
@@ -208,7 +219,7 @@ class _OnDriver:
         self.sql = compiled.string
 
     def execute(self, connection, params: dict):
-        """Send the statement (in a pipeline, only queue it): answers the psycopg cursor."""
+        """Run the statement: answers the psycopg cursor."""
         if self.sql is None:
             self._compile(connection.dialect)
         return _driver_execute(connection, self.sql, {**self.defaults, **params} if self.defaults else params)
@@ -231,25 +242,6 @@ def _driver_execute(connection, sql: str, params: dict):
         return connection.connection.driver_connection.execute(sql, params)
     except Exception as err:
         connection._handle_dbapi_exception(err, sql, params, None, None)
-
-
-class _Pipeline:
-    """Queue the statements run in the block and send them at once when it ends (psycopg's pipeline mode): one
-    round trip for them all.  The server still runs them one after the other, each on a snapshot taken when it
-    starts, and stops at the first error (raised as SQLAlchemy raises it)."""
-
-    def __init__(self, connection):
-        self.connection, self.pipeline = connection, connection.connection.driver_connection.pipeline()
-
-    def __enter__(self):
-        self.pipeline.__enter__()
-        return self
-
-    def __exit__(self, *exc_info):
-        try:
-            return self.pipeline.__exit__(*exc_info)
-        except Exception as err:  # (psycopg only logs its own error when the block raised one)
-            self.connection._handle_dbapi_exception(err, None, None, None, None)
 
 
 # -- loading and locking ---------------------------------------------------------------------------
@@ -346,16 +338,15 @@ def _enter_for_sign_up(competition_id: int, person_id: int) -> tuple[Competition
     """Pass the competition's shared gate, then read the competition and the entrant (their union set as
     ``person.org``) in one query; None for either one missing.
 
-    PostgreSQL: the transaction's BEGIN, the gate and the read are sent together (one round trip instead of
-    three); the server runs the read once the gate is passed, on a snapshot taken then, as if sent after it."""
+    Two statements: the read must see what the paths that held the gate exclusively committed, and a statement's
+    snapshot is taken when it starts, before a lock it takes is granted.  (Sending them together in psycopg's
+    pipeline mode saved the round trip but cost more CPU on both sides than it saved.)"""
     db.flush()  # a Core query does not autoflush, and the objects it refreshes must have no pending changes
     params = {"competition_id": competition_id, "person_id": person_id}
     if _postgres():
         connection = db.connection()
-        with _Pipeline(connection):
-            _GATE_ON_DRIVER.execute(connection, {"id": competition_id})
-            cursor = _LOAD_ON_DRIVER.execute(connection, params)
-        row = _LOAD_ON_DRIVER.row(cursor)
+        _GATE_ON_DRIVER.execute(connection, {"id": competition_id})
+        row = _LOAD_ON_DRIVER.first(connection, params)
     else:
         _gate(competition_id, exclusive=False)
         row = db.execute(_LOAD_FOR_SIGN_UP, params).first()
@@ -732,8 +723,14 @@ def _numbers(competition_id: int, arrivals: int = 0, candidates: int = 0,
     """
     values = {"competition_id": competition_id, "arrivals": arrivals, "candidates": candidates}
     if _postgres():
-        with _numbering_engine().connect() as conn:  # one statement straight on the driver
-            row = _driver_execute(conn, _BUMPS_PG[settled], values).fetchone()
+        engine, sql = _numbering_engine(), _BUMPS_PG[settled]
+        pooled = engine.raw_connection()  # one statement straight on the driver: no SQLAlchemy Connection for it
+        try:
+            row = pooled.driver_connection.execute(sql, values).fetchone()
+        except Exception as err:  # handled as on a Connection: wrapped, and a disconnect invalidates the pool
+            Connection(engine, pooled)._handle_dbapi_exception(err, sql, values, None, None)
+        finally:
+            pooled.close()
         return row[0], row[1], row[2], (row[3] if settled else None)
     last_arrival, last_candidate = db.execute(text(_BUMP), values).one()
     below = db.scalar(text(_SETTLED_BELOW.format(below=":below")), {**values, "below": last_arrival}) if settled else None
