@@ -183,8 +183,8 @@ def _register_unit_of_work(app: Flask) -> None:
 
     @app.after_request
     def _finish(response):
-        if not db.registry.has():
-            pass  # the request never opened a session (the /wechat callback often does not)
+        if not db.registry.has() or not db().in_transaction():
+            pass  # no session, or nothing begun since the view committed (the /wechat callback, sign-up)
         elif response.status_code < 400:
             try:
                 db.commit()

@@ -318,3 +318,33 @@ def test_a_team_that_must_wait_keeps_the_free_places_from_a_team_behind_it(app, 
     assert (by_team[first_in[0]], by_team[big[0]], by_team[small[0]]) == (None, 1, 2)
     assert competitions.places_left(db.get(Competition, comp.id)) == 2
     assert_counters_exact(comp.id)
+
+
+def test_sign_ups_on_connections_the_database_dropped_answer_503_then_succeed(app):
+    """Sign-up runs its statements straight on the driver (request pool and numbering pool): a connection the
+    server ended is still a 503 ``service_busy`` (never a 500), the pool is renewed, and the worker's next try
+    is entered, once."""
+    import psycopg
+
+    world = make_world()
+    comp = make_competition(world, capacity=2)
+    people = [entrant(world) for _ in range(6)]
+    client = app.test_client()
+    first = client.post(f"/api/v1/competitions/{comp.id}/entries", headers=bearer(people[0][1]))
+    assert first.status_code == 201  # both pools now hold connections
+    engine = app.extensions["unionhub"]["engine"]
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                             "current_database() AND pid <> pg_backend_pid()").fetchall()
+    for _, token in people[1:]:
+        statuses = []
+        while not statuses or statuses[-1] == 503 and len(statuses) <= 12:
+            response = client.post(f"/api/v1/competitions/{comp.id}/entries", headers=bearer(token))
+            statuses.append(response.status_code)
+            if response.status_code == 503:
+                assert response.get_json()["code"] == "service_busy" and response.headers["Retry-After"] == "2"
+        assert statuses[-1] == 201, statuses
+    entries = _entries(comp.id)
+    assert sorted(e.person_id for e in entries) == sorted(p.id for p, _ in people)
+    assert Counter(e.status for e in entries) == {"confirmed": 2, "waitlisted": 4}
