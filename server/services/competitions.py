@@ -99,9 +99,9 @@ from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import and_, bindparam, case, create_engine, exists, func, insert, select, text, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 
@@ -201,19 +201,18 @@ class _OnDriver:
     What SQLAlchemy's execution adds to a statement (the session's and the connection's bookkeeping, the execution
     context, the cursor result) was about a quarter of a sign-up's CPU in the server, i.e. 60-80 us a statement;
     this skips it and keeps the rest: the same SQL, the same transaction, the columns' result processors (the
-    UTC datetimes), and a driver error raised as SQLAlchemy raises it (a lost connection invalidates the pool and
-    is answered 503).  The parameters are passed as they are: ints, strings and aware UTC datetimes, which need
-    no bind processing.  It leans on three SQLAlchemy internals, unchanged through 2.0 and 2.1 (the versions
-    allowed): ``Compiled._result_columns``, ``TypeEngine._cached_result_processor`` and
-    ``Connection._handle_dbapi_exception``; the PostgreSQL tests cover each (the answers' values and types, and
-    connections the server dropped)."""
+    UTC datetimes), and a driver error raised as SQLAlchemy raises it (see :func:`_driver_execute`).  The
+    parameters are passed as they are: ints, strings and aware UTC datetimes, which need no bind processing.
+    Only SQLAlchemy's public API is used (the statement's ``exported_columns``, each type's ``dialect_impl`` and
+    its ``result_processor``); the PostgreSQL tests check the answers' values and types."""
 
     def __init__(self, statement):
         self.statement, self.sql, self.defaults, self.processors = statement, None, {}, None
 
     def _compile(self, dialect) -> None:
         compiled = self.statement.compile(dialect=dialect)
-        processors = [column.type._cached_result_processor(dialect, None) for column in compiled._result_columns]
+        columns = list(getattr(self.statement, "exported_columns", ()))  # a text() statement has none
+        processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
         self.processors = processors if any(processors) else None
         self.defaults = {key: value for key, value in compiled.params.items() if value is not None}  # literals
         self.sql = compiled.string
@@ -222,7 +221,8 @@ class _OnDriver:
         """Run the statement: answers the psycopg cursor."""
         if self.sql is None:
             self._compile(connection.dialect)
-        return _driver_execute(connection, self.sql, {**self.defaults, **params} if self.defaults else params)
+        return _driver_execute(connection, connection.connection.driver_connection, connection.engine, self.sql,
+                               {**self.defaults, **params} if self.defaults else params)
 
     def row(self, cursor) -> tuple | None:
         """The cursor's first row, through the columns' result processors."""
@@ -235,13 +235,20 @@ class _OnDriver:
         return self.row(self.execute(connection, params))
 
 
-def _driver_execute(connection, sql: str, params: dict):
-    """Run driver SQL on a SQLAlchemy connection's psycopg connection; a driver error is handled as SQLAlchemy
-    handles it (wrapped in its DBAPIError, a disconnect invalidating the pool)."""
+def _driver_execute(owner, driver_connection, engine, sql: str, params: dict):
+    """Run driver SQL on ``driver_connection`` (the psycopg connection of ``owner``: a SQLAlchemy Connection, or a
+    pooled connection from ``engine.raw_connection()``); a driver error is raised as SQLAlchemy raises it: wrapped
+    in its ``DBAPIError`` subclass (IntegrityError, OperationalError, ...), and a lost connection invalidated with
+    the pool it came from (``engine.dispose()``: the connections it holds are as stale as this one), so the request
+    is answered 503 ``service_busy`` and the next one gets a new connection."""
+    dialect = engine.dialect
     try:
-        return connection.connection.driver_connection.execute(sql, params)
-    except Exception as err:
-        connection._handle_dbapi_exception(err, sql, params, None, None)
+        return driver_connection.execute(sql, params)
+    except dialect.loaded_dbapi.Error as err:
+        if dialect.is_disconnect(err, driver_connection, None):
+            owner.invalidate(err)
+            engine.dispose(close=False)  # the other pooled connections are replaced as they come back
+        raise sa_exc.DBAPIError.instance(sql, params, err, dialect.loaded_dbapi.Error, dialect=dialect) from err
 
 
 # -- loading and locking ---------------------------------------------------------------------------
@@ -726,9 +733,7 @@ def _numbers(competition_id: int, arrivals: int = 0, candidates: int = 0,
         engine, sql = _numbering_engine(), _BUMPS_PG[settled]
         pooled = engine.raw_connection()  # one statement straight on the driver: no SQLAlchemy Connection for it
         try:
-            row = pooled.driver_connection.execute(sql, values).fetchone()
-        except Exception as err:  # handled as on a Connection: wrapped, and a disconnect invalidates the pool
-            Connection(engine, pooled)._handle_dbapi_exception(err, sql, values, None, None)
+            row = _driver_execute(pooled, pooled.driver_connection, engine, sql, values).fetchone()
         finally:
             pooled.close()
         return row[0], row[1], row[2], (row[3] if settled else None)
