@@ -41,7 +41,7 @@ from typing import Callable
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from .pushlog import DRAIN_FLAG, DRAIN_FLAG_TTL, PUSHLOG_KEY
 
@@ -116,9 +116,10 @@ class PushClaims:
     def flush(self) -> None:
         """Send every queued store now (the flusher's work; also at exit, and for tests)."""
         with self._flushing:
+            conn = self._flusher_connection()
             stores = self._take()
             if stores:
-                self._send(stores, [], self._flusher_connection())
+                self._send(stores, [], conn)
 
     # -- queue and flusher ------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ class PushClaims:
                     continue
             try:
                 self.flush()
-            except RedisError:
+            except Exception:  # Redis unreachable (the stores went back to the queue), or anything else: never die
                 log.warning("could not send the queued push stores; trying again", exc_info=True)
                 time.sleep(max(self.defer, 0.1))
 
@@ -163,8 +164,8 @@ class PushClaims:
             return
         try:
             self.flush()
-        except RedisError:
-            log.error("%d push stores could not be sent at exit", len(self._queued))
+        except Exception:
+            log.error("%d push stores could not be sent at exit", len(self._queued), exc_info=True)
 
     def _flusher_connection(self):
         if self._flusher_client is None:
@@ -197,7 +198,7 @@ class PushClaims:
                 if attempt == 2:
                     self._give_back(stores)
                     raise
-            except RedisError:
+            except Exception:  # a timeout, or anything unexpected: the stores go back to the queue
                 conn.disconnect()  # replies may be left unread: never reuse the connection as it is
                 self._give_back(stores)
                 raise

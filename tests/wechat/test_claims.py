@@ -190,3 +190,24 @@ def test_a_store_redis_refuses_is_logged_and_the_claim_still_answers(redis, capl
     assert "refused by Redis" in caplog.text
     assert redis.get("claim:x1") == ANSWER.encode()  # the answer itself was stored
     assert claims.claim("claim:x3") == (True, None)  # the connection is still in step
+
+
+def test_the_flusher_keeps_going_after_a_failed_flush(redis, monkeypatch):
+    claims = PushClaims(redis, defer=0.02)
+    assert claims.claim("claim:k1")[0]
+    failures = []
+    original = claims._flusher_connection
+
+    def flaky():
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("a one-off failure")
+        return original()
+
+    monkeypatch.setattr(claims, "_flusher_connection", flaky)
+    claims.store("claim:k1", ANSWER, "{}")
+    _wait_for(lambda: failures)
+    _wait_for(lambda: redis.get("claim:k1") == ANSWER.encode(), seconds=3)  # kept, and sent at the next try
+    assert claims.claim("claim:k2")[0]
+    claims.store("claim:k2", ANSWER, "{}")
+    _wait_for(lambda: redis.get("claim:k2") == ANSWER.encode(), seconds=3)
