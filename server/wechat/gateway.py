@@ -101,19 +101,27 @@ def _error_from_http(res: requests.Response, body) -> WeChatAPIError:
 
 def parse_response(res: requests.Response):
     """A JSON answer as a dict (raising for a non-zero errcode), else the response itself (images)."""
-    body = None
     content_type = res.headers.get("Content-Type", "")
-    if not content_type.startswith("image/"):
-        try:
-            body = json.loads(res.content.decode("utf-8", "ignore"), strict=False)
-        except ValueError:
-            body = None
+    body = None if content_type.startswith("image/") else _json_body(res.content)
     if res.status_code >= 400:
         raise _error_from_http(res, body)
     if not isinstance(body, dict):
         if content_type.startswith("text/html"):  # an error page from some proxy, not WeChat's answer
             raise WeChatAPIError(None, f"unexpected HTML answer (HTTP {res.status_code})", http_status=res.status_code)
         return res
+    return _checked(body)
+
+
+def _json_body(content: bytes):
+    """The decoded JSON of an answer's body; None when it is not JSON."""
+    try:
+        return json.loads(content.decode("utf-8", "ignore"), strict=False)
+    except ValueError:
+        return None
+
+
+def _checked(body: dict) -> dict:
+    """WeChat's JSON answer, raising WeChatAPIError for a non-zero errcode."""
     errcode = body.get("errcode")
     if errcode not in (None, 0, "0"):
         raise WeChatAPIError(int(errcode), body.get("errmsg"))
@@ -176,20 +184,12 @@ def _as_response(raw: BaseHTTPResponse, url: str) -> requests.Response:
 
 
 def _json_answer(raw: BaseHTTPResponse) -> dict | None:
-    """The usual answer read straight from urllib3's response: a JSON object with a success status (raising
-    for a non-zero errcode, as :func:`parse_response` does); None for anything else (parse_response decides)."""
+    """The usual answer read straight from urllib3's response: a JSON object with a success status, checked as
+    :func:`parse_response` checks it; None for anything else (parse_response decides on the full response)."""
     if raw.status >= 400 or raw.headers.get("Content-Type", "").startswith("image/"):
         return None
-    try:
-        body = json.loads(raw.data.decode("utf-8", "ignore"), strict=False)
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    errcode = body.get("errcode")
-    if errcode not in (None, 0, "0"):
-        raise WeChatAPIError(int(errcode), body.get("errmsg"))
-    return body
+    body = _json_body(raw.data)
+    return _checked(body) if isinstance(body, dict) else None
 
 
 def _send(method: str, url: str, timeout: float, **kwargs):
