@@ -81,12 +81,17 @@ def revoke_token(kind: str, token: str | None) -> bool:
     return bool(token) and bool(get_redis().delete(_token_key(kind, token)))
 
 
+def login_expired() -> Unauthorized:
+    """401 ``invalid_token``: the token is unknown or expired, or its subject no longer exists."""
+    return Unauthorized("登录已过期，请重新登录", code="invalid_token")
+
+
 def _token_required(kind: str, token: str | None) -> dict:
     if not token:
         raise Unauthorized()
     subject = resolve_token(kind, token)
     if subject is None:
-        raise Unauthorized("登录已过期，请重新登录", code="invalid_token")
+        raise login_expired()
     return subject
 
 
@@ -137,7 +142,7 @@ def load_person(person_id: int) -> Person:
     """The person of a token's subject (401 ``invalid_token`` when they no longer exist)."""
     person = db.get(Person, person_id)
     if person is None:
-        raise Unauthorized("登录已过期，请重新登录", code="invalid_token")
+        raise login_expired()
     return person
 
 
@@ -163,7 +168,7 @@ def login_staff(username: str, password: str, client_ip: str | None) -> dict:
 def authenticate_staff(token: str | None) -> Staff:
     staff = db.get(Staff, _token_required(STAFF, token)["staff_id"])
     if staff is None or not staff.active:
-        raise Unauthorized("登录已过期，请重新登录", code="invalid_token")
+        raise login_expired()
     return staff
 
 

@@ -105,7 +105,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 
-from server.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized
+from server.errors import Conflict, Forbidden, NotFound, ServiceError
 from server.extensions import db
 from server.models import (
     COMPETITION_LEVEL_LABELS,
@@ -136,7 +136,7 @@ from server.models.competitions import (
 )
 from server.models.audit import AuditEntry
 from server.services.audit import actor_ref, record_audit
-from server.services.auth import in_scope, require_in_scope, require_role, scope_filter
+from server.services.auth import in_scope, login_expired, require_in_scope, require_role, scope_filter
 from server.services.txn import insert_ignore
 from server.timeutil import CHINA, fmt_local
 
@@ -938,7 +938,7 @@ def sign_up(person: Person | int, competition_id: int, staff: Staff | None = Non
         _check_id(competition_id)
         competition, person = _enter_for_sign_up(competition_id, person)
         if person is None:
-            raise Unauthorized("登录已过期，请重新登录", code="invalid_token")
+            raise login_expired()
         _visible(competition)
     else:
         competition = _enter(competition_id, person)
