@@ -29,13 +29,12 @@ import secrets
 import struct
 import time
 from xml.etree import ElementTree
-from xml.parsers.expat import ExpatError
 
 from wechatpy.crypto import PrpCrypto, _get_signature
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner, to_text
 
-__all__ = ["parse_xml", "MessageCrypto", "cdata", "InvalidAppIdException", "InvalidSignatureException", "ExpatError",
+__all__ = ["parse_xml", "MessageCrypto", "cdata", "InvalidAppIdException", "InvalidSignatureException",
            "signature", "signature_ok"]
 
 _DTD = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
