@@ -11,13 +11,13 @@ from flask import Flask, g, request
 from flask.sessions import SessionInterface
 from flask_smorest import Api
 from redis import Redis
-from sqlalchemy import create_engine, event, exc
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Config
 from .errors import backend_unavailable, busy_response, error_response, register_error_handlers
-from .extensions import SessionFactory, db
+from .extensions import SessionFactory, db, handle_stale_connections
 from .security import IdCipher, MaskingFilter
 
 log = logging.getLogger("unionhub")
@@ -53,45 +53,6 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
     handle_stale_connections(engine)
     return engine
-
-
-#: A pooled connection unused for longer than this is pinged before it is handed out (handle_stale_connections).
-PING_AFTER_IDLE_SECONDS = 5.0
-
-
-def handle_stale_connections(engine: Engine, idle: float = PING_AFTER_IDLE_SECONDS) -> None:
-    """Disconnect handling without ``pool_pre_ping``: ping a pooled connection before use only when it has been
-    idle for ``idle`` seconds or more.
-
-    ``pool_pre_ping`` would cost a round trip on every checkout, i.e. on every request.  Connections go stale
-    when they sit unused (the server restarted meanwhile, a proxy or firewall dropped an idle connection) and
-    those are still checked: a failed ping invalidates the pool (every connection older than the failure is
-    replaced) and the checkout is retried on a new connection, as ``pool_pre_ping`` does.  What this gives up:
-    a connection used within the last ``idle`` seconds is not pinged, so after a database restart under load the
-    requests that were already in flight (as with ``pool_pre_ping``) and those that check a connection out before
-    the first failure is seen fail once: SQLAlchemy's disconnect handling then invalidates the connection and,
-    normally, the whole pool (each stale connection fails at most once), and the app answers those requests
-    503 ``service_busy`` with Retry-After (``server.errors``), never 500.  ``pool_recycle`` still replaces
-    connections older than half an hour.
-    """
-    dialect = engine.dialect
-
-    @event.listens_for(engine, "checkin")
-    def _idle_since(dbapi_conn, record):
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _ping_if_idle(dbapi_conn, record, proxy):
-        since = record.info.pop("idle_since", None)
-        if since is None or time.monotonic() - since < idle:
-            return
-        try:
-            dialect.do_ping(dbapi_conn)
-            dbapi_conn.rollback()  # end the transaction the ping began: the connection is handed out idle
-        except dialect.loaded_dbapi.Error as err:
-            if dialect.is_disconnect(err, dbapi_conn, None):
-                raise exc.InvalidatePoolError() from err  # the pool retries the checkout on a new connection
-            raise
 
 
 def make_redis(config: Config) -> Redis:

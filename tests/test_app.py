@@ -201,7 +201,7 @@ def test_an_idle_pooled_connection_is_pinged_and_replaced_when_dead(tmp_path):
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import QueuePool
 
-    from server.app import handle_stale_connections
+    from server.extensions import handle_stale_connections
 
     engine = create_engine(f"sqlite:///{tmp_path / 'ping.db'}", poolclass=QueuePool, pool_size=1, max_overflow=0)
     handle_stale_connections(engine, idle=0)

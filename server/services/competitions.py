@@ -92,6 +92,7 @@ promote, offer, confirm, expire, withdraw act on the whole team).
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import threading
@@ -106,7 +107,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 
 from server.errors import Conflict, Forbidden, NotFound, ServiceError
-from server.extensions import db
+from server.extensions import db, handle_stale_connections
 from server.models import (
     COMPETITION_LEVEL_LABELS,
     ENTRY_STATUS_LABELS,
@@ -620,7 +621,7 @@ def _insert_entry(competition: Competition, person: Person, staff: Staff | None,
                   offer_expires_at=None, candidate_number=None, admission_token=new_token(), checked_in_at=None,
                   checked_in_via=None, checked_in_by_staff_id=None, created_at=now, updated_at=now)
     if _postgres():
-        row = _insert_statement(True, look_for_waiting, on_driver=True).first(db.connection(), values)
+        row = _insert_on_driver(look_for_waiting).first(db.connection(), values)
     else:
         row = db.execute(_insert_statement(False, False), values).first()
     if row is None:
@@ -630,27 +631,24 @@ def _insert_entry(competition: Competition, person: Person, staff: Staff | None,
     return entry, (row[1] if len(row) > 1 else None)
 
 
-_INSERTS: dict = {}
-
-
-def _insert_statement(postgres: bool, look_for_waiting: bool, on_driver: bool = False):
+@functools.cache
+def _insert_statement(postgres: bool, look_for_waiting: bool):
     """The entry's INSERT ... ON CONFLICT DO NOTHING RETURNING id[, someone waiting], built once (executed with
-    parameters it costs no compilation and little else); ``on_driver``: as an :class:`_OnDriver`."""
-    key = (postgres, look_for_waiting)
-    if on_driver:
-        if key + (True,) not in _INSERTS:
-            _INSERTS[key + (True,)] = _OnDriver(_insert_statement(postgres, look_for_waiting))
-        return _INSERTS[key + (True,)]
-    if key not in _INSERTS:
-        table = CE.__table__
-        returning = [table.c.id]
-        if look_for_waiting:
-            returning.append(exists().where(*_waiting_clauses(bindparam("competition_id"), _OTHERS)))
-        insert_ = (pg_insert if postgres else sqlite_insert)(table).values(
-            {column: bindparam(column.key) for column in table.c if column.key != "id"})
-        _INSERTS[key] = insert_.on_conflict_do_nothing(index_elements=["competition_id", "person_id"],
-                                                       index_where=text(_ACTIVE_SQL)).returning(*returning)
-    return _INSERTS[key]
+    parameters it costs no compilation and little else)."""
+    table = CE.__table__
+    returning = [table.c.id]
+    if look_for_waiting:
+        returning.append(exists().where(*_waiting_clauses(bindparam("competition_id"), _OTHERS)))
+    insert_ = (pg_insert if postgres else sqlite_insert)(table).values(
+        {column: bindparam(column.key) for column in table.c if column.key != "id"})
+    return insert_.on_conflict_do_nothing(index_elements=["competition_id", "person_id"],
+                                          index_where=text(_ACTIVE_SQL)).returning(*returning)
+
+
+@functools.cache
+def _insert_on_driver(look_for_waiting: bool) -> "_OnDriver":
+    """PostgreSQL's entry INSERT as an :class:`_OnDriver` (compiled once)."""
+    return _OnDriver(_insert_statement(True, look_for_waiting))
 
 
 def _take_quota(competition: Competition, orgs: Counter) -> None:
@@ -706,8 +704,6 @@ def _numbering_engine():
         with _numbering_lock:
             engine = _numbering_engines.get(key)
             if engine is None:
-                from server.app import handle_stale_connections
-
                 engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=NUMBERING_CONNECTIONS,
                                        max_overflow=0, pool_recycle=1800, pool_reset_on_return=None,
                                        connect_args={"options": "-c synchronous_commit=off"})

@@ -113,7 +113,7 @@ def one_connection():
 
     A session gives its connection back to the pool at every commit, and the next transaction checks
     one out again: on PostgreSQL a reset (ROLLBACK) on return, one more round trip per transaction (and
-    a ping on checkout after an idle spell, see ``server.app.handle_stale_connections``).  A loop of many short transactions (a sender recording results and claiming
+    a ping on checkout after an idle spell, see ``server.extensions.handle_stale_connections``).  A loop of many short transactions (a sender recording results and claiming
     rows every few sends) keeps one connection instead.  Nothing changes while the current session is
     already in a transaction (its uncommitted work stays visible).
     """
