@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import TEST_SECRETS
+from .conftest import TEST_OVERRIDES, TEST_SECRETS
 
 pytestmark = pytest.mark.slow
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def cli_env(tmp_path, redis_url):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(TEST_SECRETS)
+    env.update(TEST_SECRETS, **TEST_OVERRIDES)
     env.update(UNIONHUB_INSTANCE_DIR=str(tmp_path), REDIS_URL=redis_url, DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}")
     return env
 

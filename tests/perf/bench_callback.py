@@ -123,6 +123,9 @@ def free_port() -> int:
 
 
 def secrets_env() -> dict[str, str]:
+    """The test suite's secrets, without its departures from production's behaviour (``TEST_OVERRIDES``): the
+    benchmarks measure production's defaults.  A value in this process's environment still reaches the servers
+    (``WECHAT_SHARED_ANSWER_SECONDS=0 python -m tests.perf ...``)."""
     from tests.conftest import TEST_SECRETS
 
     return dict(TEST_SECRETS)
@@ -145,11 +148,6 @@ class Infra:
             "WECHAT_API_BASE": self.simulator_url,
             "LOG_LEVEL": "WARNING",
         }
-        # The test suite turns the reuse of sender-independent answers off (its tests change
-        # programmes between pushes); the benchmark measures the production default.  A value in
-        # this process's environment still reaches the servers (WECHAT_SHARED_ANSWER_SECONDS=0 ...).
-        self.env.pop("WECHAT_SHARED_ANSWER_SECONDS", None)
-        self.env.pop("WECHAT_STORE_DEFER_MS", None)  # likewise: stores sent at once in tests, deferred in production
         self.seeded = self._database(seed)
 
     def _valkey(self, stack: ExitStack) -> str:
