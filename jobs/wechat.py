@@ -98,7 +98,6 @@ def _allowance_for(openid: str, push: dict | None) -> bool:
     kind, at = _grant_of(push), _granted_at(push)
     if kind and at:
         grant_cs(person, kind, at)
-        db.flush()
     allowed = spend_cs(person.id)
     db.commit()
     return allowed

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server.extensions import db, get_redis
 from server.models import Person
@@ -36,19 +37,21 @@ def grant_cs(person: Person, kind: str, at: datetime, config=None) -> None:
     One conditional UPDATE, so the rule holds against the row as it is when written, not as it was read: a
     later push renews the grant; a shorter one still applies when none is left; the same push applied twice
     (the late-answer job and the push-log drain both do, maybe at once) changes nothing the second time and
-    never hands back a message spent meanwhile.  ``person`` is refreshed from the row.
+    never hands back a message spent meanwhile.  ``person`` gets the row's values as written (RETURNING).
     """
     seconds, count = (config or current_app.extensions["unionhub"]["config"]).cs_grant(kind)
     until = at + timedelta(seconds=seconds)
     renew = or_(Person.oa_cs_until.is_(None), Person.oa_cs_until < until,
                 and_(Person.oa_cs_until > until, Person.oa_cs_left <= 0))
     later = or_(Person.oa_last_interaction_at.is_(None), Person.oa_last_interaction_at < at)
-    db.execute(update(Person).where(Person.id == person.id).values(
+    written = (Person.oa_cs_until, Person.oa_cs_left, Person.oa_last_interaction_at)
+    row = db.execute(update(Person).where(Person.id == person.id).values(
         oa_cs_until=case((renew, until), else_=Person.oa_cs_until),
         oa_cs_left=case((renew, count), else_=Person.oa_cs_left),
         oa_last_interaction_at=case((later, at), else_=Person.oa_last_interaction_at),
-    ).execution_options(synchronize_session=False))
-    db.refresh(person, ["oa_cs_until", "oa_cs_left", "oa_last_interaction_at"])
+    ).returning(*written).execution_options(synchronize_session=False)).one()
+    for column, value in zip(written, row):  # the row as written, without reading it again
+        set_committed_value(person, column.key, value)
 
 
 def spend_cs(person_id: int, now: datetime | None = None) -> bool:
