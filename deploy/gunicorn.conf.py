@@ -16,7 +16,7 @@ one host behind nginx or an ingress.
 import os
 
 
-def _int_env(name: str, default: int) -> int:
+def _int_env(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -24,8 +24,8 @@ def _int_env(name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
-    if value < 1:
-        raise SystemExit(f"{name} must be at least 1, got {value}")
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
@@ -58,10 +58,7 @@ keepalive = 5
 # A leak guard, not a tuning knob: a UnionHub worker takes about 1.5 s of CPU to start, so
 # restarting one every 2,000 requests (the old value) cost the callback about as much CPU as
 # handling its pushes.  100,000 requests is hours of normal traffic per worker.
-_raw_max = os.environ.get("GUNICORN_MAX_REQUESTS", "").strip()
-max_requests = 100_000 if not _raw_max else (int(_raw_max) if _raw_max.isdigit() else -1)
-if max_requests < 0:
-    raise SystemExit(f"GUNICORN_MAX_REQUESTS must be a whole number (0 = never), got {_raw_max!r}")
+max_requests = _int_env("GUNICORN_MAX_REQUESTS", 100_000, minimum=0)  # 0 = never
 max_requests_jitter = max_requests // 10
 
 # Let X-Forwarded-Proto from the proxy set wsgi.url_scheme.  Behind a proxy on
