@@ -42,7 +42,7 @@ from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
-from tests.perf.bench_callback import REPO, RESULTS, _loadavg, free_port, machine_cpu, secrets_env
+from tests.perf.bench_callback import REPO, RESULTS, _loadavg, _stat_fields, free_port, machine_cpu, secrets_env
 
 TARGET_NAIVE, TARGET_CEILING, TARGET_MB = 20.0, 0.5, 250
 
@@ -151,7 +151,7 @@ class Workers:
         total = 0
         for proc in self.procs:
             try:
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                fields = _stat_fields(proc.pid)
             except OSError:
                 continue
             total += sum(int(f) for f in fields[11:15])
