@@ -260,3 +260,45 @@ def test_slow_bots_run_as_jobs(pusher, simulator, run_jobs):
 
 def test_the_platform_samples_are_all_there():
     assert len(SAMPLES) == 51, "../shared/wechat-samples/ must sit beside the checkout"
+
+
+def test_the_callback_answers_like_a_view_outside_flasks_dispatch(pusher, client):
+    """POST /wechat is served ahead of Flask's dispatch (CallbackEndpoint); its answers keep the app's contract."""
+    response = pusher.post(text_push("oUser1", "帮助"), "safe")
+    assert response.status_code == 200 and response.mimetype == "application/xml"
+    assert len(response.headers["X-Request-ID"]) == 32
+    assert int(response.headers["Content-Length"]) == len(response.data)
+    push = pusher.signer.sign(event_push("oUser1", "VIEW", "https://example.com"), "plain")
+    given = client.post("/wechat", query_string=push.query, data=push.body, headers={"X-Request-ID": "proxy-id-1"})
+    assert given.status_code == 200 and given.data == b"success" and given.mimetype == "text/plain"
+    assert given.headers["X-Request-ID"] == "proxy-id-1"
+    # Other methods and paths still go through Flask.
+    assert client.put("/wechat").status_code == 405
+    assert client.post("/wechat/").status_code == 404
+
+
+def test_the_callback_answers_503_when_redis_is_down(pusher, app, monkeypatch):
+    """A claim that cannot reach Redis is WeChat's cue to retry: 503 service_busy, the error shape, never a 500."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from handlers.wechat import claims
+
+    def unreachable(self, *args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(claims.PushClaims, "claim", unreachable)
+    response = pusher.post(text_push("oUser1", "帮助"), "safe")
+    assert response.status_code == 503
+    assert response.json["code"] == "service_busy" and response.headers["Retry-After"]
+    assert response.headers["X-Request-ID"]
+
+
+def test_an_unexpected_failure_is_a_500_in_the_error_shape(pusher, monkeypatch):
+    from handlers.wechat import callback
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(callback, "handle_push", broken)
+    response = pusher.post(text_push("oUser1", "帮助"))
+    assert response.status_code == 500 and response.json["code"]
