@@ -128,6 +128,9 @@ def _clean_state(request, app):
         db.remove()
         _empty_tables(app)
         app.extensions["unionhub"]["redis"].flushdb()
+        claims = app.extensions["unionhub"].get("wx_claims")
+        if claims is not None:  # it keeps in mind when it last set the push log's drain flag
+            claims.forget_drain_flag()
         sim = request.getfixturevalue("simulator")
         sim.app.extensions["simulator"].reset()
         ctx.pop()

@@ -34,7 +34,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.wsgi import get_input_stream
 
 from server.errors import backend_unavailable, busy_response, error_response
 from server.extensions import db, get_redis
@@ -198,7 +197,14 @@ def receive(environ: dict) -> tuple[str, str, bytes]:
         return _plain("400 BAD REQUEST", "bad_request")
     if length > limit:
         return _plain("413 REQUEST ENTITY TOO LARGE", "payload_too_large")
-    body = get_input_stream(environ, max_content_length=None).read(limit + 1)
+    # As werkzeug's get_input_stream reads it, without its wrapper: no more than CONTENT_LENGTH;
+    # a chunked body only where the server ends the stream (wsgi.input_terminated); else none.
+    if length:
+        body = environ["wsgi.input"].read(length)
+    elif environ.get("wsgi.input_terminated"):
+        body = environ["wsgi.input"].read(limit + 1)
+    else:
+        body = b""
     if len(body) > limit:
         return _plain("413 REQUEST ENTITY TOO LARGE", "payload_too_large")
     args = _query(environ)

@@ -7,7 +7,10 @@
   the same round trip.  (``NX`` with ``GET`` needs Redis 7.0 or Valkey.)
 * **store**: ``SET <claim> <answer> EX <ttl>``, ``RPUSH`` of the push-log record
   and ``SET <drain flag> 1 NX EX <s>``: the push that sets the flag queues a drain
-  job (at most one per ``DRAIN_FLAG_TTL``).
+  job (at most one per ``DRAIN_FLAG_TTL``).  A process sends the flag's ``SET`` with
+  one store per ``DRAIN_FLAG_TTL`` (the flag is then held by it or by another
+  process for about that long, so the commands in between would change nothing);
+  records logged meanwhile go with the next drain, or the cron sweep's.
 
 One round trip per push under load.  With ``defer`` > 0 a store is not sent on
 its own: it waits in this process's queue and goes in front of the next claim
@@ -48,7 +51,8 @@ from .pushlog import DRAIN_FLAG, DRAIN_FLAG_TTL, PUSHLOG_KEY
 log = logging.getLogger("unionhub.wechat.claims")
 
 DEDUP_TTL = 600  # WeChat retries within 15 s; keep answers long enough for any retry
-_STORE_REPLIES = 3  # SET, RPUSH, SET NX
+_FLAG_REPLY = 3  # a store's replies: SET, RPUSH and, when it carries the drain flag, SET NX
+_PLAIN_REPLIES = 2
 
 
 def _command(*parts: str | bytes | int) -> bytes:
@@ -76,7 +80,8 @@ class PushClaims:
         self.on_drain_flag = on_drain_flag
         self._local = threading.local()
         self._cond = threading.Condition(threading.Lock())
-        self._queued: list[bytes] = []  # packed stores, oldest first
+        self._queued: list[tuple[bytes, int]] = []  # packed stores and their reply counts, oldest first
+        self._flag_due = 0.0  # when this process next sends the drain flag's SET NX (monotonic)
         self._since = 0.0  # when the oldest queued store was queued (monotonic)
         self._flusher: threading.Thread | None = None
         self._flusher_idle = False  # waiting for a first store, not on a deadline
@@ -99,8 +104,13 @@ class PushClaims:
 
     def store(self, claim_key: str, answer_json: str, log_record: str) -> None:
         """Store the answer under the claim and log the push: now, or with a later claim (``defer``)."""
-        packed = (_command("SET", claim_key, answer_json, "EX", DEDUP_TTL) + _command("RPUSH", PUSHLOG_KEY, log_record)
-                  + _command("SET", DRAIN_FLAG, "1", "NX", "EX", DRAIN_FLAG_TTL))
+        packed = _command("SET", claim_key, answer_json, "EX", DEDUP_TTL) + _command("RPUSH", PUSHLOG_KEY, log_record)
+        now = time.monotonic()
+        if now >= self._flag_due:  # (two threads racing here both send it: harmless)
+            self._flag_due = now + DRAIN_FLAG_TTL
+            packed = (packed + _command("SET", DRAIN_FLAG, "1", "NX", "EX", DRAIN_FLAG_TTL), _FLAG_REPLY)
+        else:
+            packed = (packed, _PLAIN_REPLIES)
         if not self.defer:
             self._send([packed], [], self._connection())
             return
@@ -113,6 +123,10 @@ class PushClaims:
             elif self._flusher_idle:
                 self._cond.notify()
 
+    def forget_drain_flag(self) -> None:
+        """Send the drain flag with the next store (after Redis lost its data: a flush, a restart)."""
+        self._flag_due = 0.0
+
     def flush(self) -> None:
         """Send every queued store now (the flusher's work; also at exit, and for tests)."""
         with self._flushing:
@@ -123,12 +137,12 @@ class PushClaims:
 
     # -- queue and flusher ------------------------------------------------------------------
 
-    def _take(self) -> list[bytes]:
+    def _take(self) -> list[tuple[bytes, int]]:
         with self._cond:
             stores, self._queued = self._queued, []
         return stores
 
-    def _requeue(self, stores: list[bytes]) -> None:
+    def _requeue(self, stores: list[tuple[bytes, int]]) -> None:
         with self._cond:
             if not self._queued:
                 self._since = time.monotonic()
@@ -182,15 +196,16 @@ class PushClaims:
 
     # -- the wire ---------------------------------------------------------------------------
 
-    def _send(self, stores: list[bytes], commands: list[bytes], conn) -> list:
+    def _send(self, stores: list[tuple[bytes, int]], commands: list[bytes], conn) -> list:
         """Send ``stores`` then ``commands`` in one write and read every reply; the commands' replies.
 
         A store that cannot be sent goes back to the queue (deferred mode) or raises (immediate mode)."""
-        payload = b"".join(stores) + b"".join(commands)
+        payload = b"".join([packed for packed, _ in stores] + commands)
+        stored = sum(count for _, count in stores)
         for attempt in (1, 2):
             try:
                 conn.send_packed_command([payload])
-                replies = [self._read(conn) for _ in range(len(stores) * _STORE_REPLIES + len(commands))]
+                replies = [self._read(conn) for _ in range(stored + len(commands))]
                 break
             except RedisConnectionError:
                 # Stale or dropped: the send reconnects.  A timeout is not retried (the claim may have been taken).
@@ -202,14 +217,14 @@ class PushClaims:
                 conn.disconnect()  # replies may be left unread: never reuse the connection as it is
                 self._give_back(stores)
                 raise
-        self._stored(replies[: len(stores) * _STORE_REPLIES])
-        own = replies[len(stores) * _STORE_REPLIES:]
+        self._stored(stores, replies[:stored])
+        own = replies[stored:]
         for reply in own:
             if isinstance(reply, ResponseError):
                 raise reply
         return own
 
-    def _give_back(self, stores: list[bytes]) -> None:
+    def _give_back(self, stores: list[tuple[bytes, int]]) -> None:
         if stores and self.defer:
             self._requeue(stores)
 
@@ -221,9 +236,12 @@ class PushClaims:
         except ResponseError as exc:
             return exc
 
-    def _stored(self, replies: list) -> None:
-        for i in range(0, len(replies), _STORE_REPLIES):
-            answer, logged, flag = replies[i: i + _STORE_REPLIES]
+    def _stored(self, stores: list[tuple[bytes, int]], replies: list) -> None:
+        at = 0
+        for _, count in stores:
+            answer, logged = replies[at], replies[at + 1]
+            flag = replies[at + 2] if count == _FLAG_REPLY else None
+            at += count
             failed = [r for r in (answer, logged) if isinstance(r, ResponseError)]
             if failed:  # Redis refused the write (out of memory, a read-only replica): nothing to retry into
                 log.error("a push's answer or push-log record was refused by Redis: %s", failed[0])

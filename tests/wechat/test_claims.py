@@ -211,3 +211,29 @@ def test_the_flusher_keeps_going_after_a_failed_flush(redis, monkeypatch):
     assert claims.claim("claim:k2")[0]
     claims.store("claim:k2", ANSWER, "{}")
     _wait_for(lambda: redis.get("claim:k2") == ANSWER.encode(), seconds=3)
+
+
+def test_a_process_sends_the_drain_flag_once_per_the_flags_lifetime(redis, monkeypatch):
+    """Within DRAIN_FLAG_TTL of sending the flag's SET NX a process leaves it out of its stores (it could set nothing)."""
+    from handlers.wechat import claims as claims_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(claims_module.time, "monotonic", lambda: clock[0])
+    drains = Drains()
+    claims = PushClaims(redis, on_drain_flag=drains)
+    sent = []
+    real_send = claims._send
+    monkeypatch.setattr(claims, "_send", lambda stores, commands, conn: sent.append(stores) or real_send(stores, commands, conn))
+    for n in range(3):
+        assert claims.claim(f"unionhub:wx:push:flag{n}")[0]
+        claims.store(f"unionhub:wx:push:flag{n}", '{"n": %d}' % n, '{"log": %d}' % n)
+    assert drains.count == 1 and [stores[0][1] for stores in sent if stores] == [3, 2, 2]
+    assert redis.llen(PUSHLOG_KEY) == 3
+    redis.delete(DRAIN_FLAG)  # it expired
+    clock[0] += 5.0  # DRAIN_FLAG_TTL later the next store carries it again
+    claims.store("unionhub:wx:push:flag3", "{}", "{}")
+    assert drains.count == 2 and redis.ttl(DRAIN_FLAG) > 0
+    redis.delete(DRAIN_FLAG)
+    claims.forget_drain_flag()  # Redis lost its data: the next store sets it at once
+    claims.store("unionhub:wx:push:flag4", "{}", "{}")
+    assert drains.count == 3
