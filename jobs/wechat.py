@@ -6,6 +6,7 @@ import json
 import logging
 from datetime import datetime, timezone
 
+from redis.exceptions import LockError
 from sqlalchemy import select
 
 from server.extensions import db, get_redis
@@ -18,6 +19,7 @@ from .base import job
 
 log = logging.getLogger("unionhub.jobs.wechat")
 DRAIN_LOCK = "unionhub:wx:pushlog:drain-lock"
+DRAIN_LOCK_SECONDS = 60
 DRAIN_BATCH = 500
 
 
@@ -122,11 +124,18 @@ def _push_row(r: dict) -> dict:
 
 @job
 def store_pushes() -> int:
-    """Move logged pushes from Redis into wechat_pushes, in batches, one drainer at a time; how many it read."""
+    """Move logged pushes from Redis into wechat_pushes, in batches, one drainer at a time; how many it read.
+
+    The drainer holds redis-py's token lock (``DRAIN_LOCK_SECONDS``) and renews it after each batch's
+    commit, before trimming the batch off the list: a drainer that outlived its lock (a stalled batch)
+    while another took over trims nothing (the other has read the same records and stores and trims
+    them itself), so no record is trimmed that nobody stored, and it releases only its own lock.
+    """
     from handlers.wechat.pushlog import PUSHLOG_KEY
 
     redis = get_redis()
-    if not redis.set(DRAIN_LOCK, "1", nx=True, ex=60):
+    lock = redis.lock(DRAIN_LOCK, timeout=DRAIN_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
         return 0
     stored = 0
     try:
@@ -139,10 +148,18 @@ def store_pushes() -> int:
             insert_ignore_many(WechatPush.__table__, [_push_row(r) for r in records], ["dedup_key"])
             _remember_interactions(records)
             db.commit()  # committed before the records leave Redis: a crash repeats, never loses
+            try:
+                lock.reacquire()  # still ours, for another DRAIN_LOCK_SECONDS: the trim cannot race a successor
+            except LockError:
+                log.warning("the push-log drain lost its lock during a batch; its successor goes on")
+                break
             redis.ltrim(PUSHLOG_KEY, len(raw), -1)
             stored += len(records)
     finally:
-        redis.delete(DRAIN_LOCK)
+        try:
+            lock.release()
+        except LockError:  # expired, or already another drainer's: not ours to delete
+            pass
     return stored
 
 

@@ -302,3 +302,34 @@ def test_an_unexpected_failure_is_a_500_in_the_error_shape(pusher, monkeypatch):
     monkeypatch.setattr(callback, "handle_push", broken)
     response = pusher.post(text_push("oUser1", "帮助"))
     assert response.status_code == 500 and response.json["code"]
+
+
+def test_a_drainer_that_lost_its_lock_trims_nothing(pusher, redis, db_session, monkeypatch):
+    """A push-log drain whose lock expired mid-batch (and was taken over) leaves the records to its successor:
+    nothing is trimmed that nobody stored, nobody's lock is deleted, and nothing is stored twice."""
+    from sqlalchemy import func, select
+
+    import jobs.wechat as wechat_jobs
+    from handlers.wechat.pushlog import PUSHLOG_KEY
+    from server.models import WechatPush
+
+    for n in range(3):
+        pusher.post(text_push("oDrain", "帮助", msg_id=5000 + n))
+    assert redis.llen(PUSHLOG_KEY) == 3
+    remember = wechat_jobs._remember_interactions
+
+    def stalled(records):
+        remember(records)
+        redis.set(wechat_jobs.DRAIN_LOCK, "a-successor")  # the lock expired and another drainer took it
+
+    monkeypatch.setattr(wechat_jobs, "_remember_interactions", stalled)
+    assert wechat_jobs.store_pushes() == 0
+    assert redis.llen(PUSHLOG_KEY) == 3  # not trimmed: the successor has them
+    assert redis.get(wechat_jobs.DRAIN_LOCK) == b"a-successor"  # and its lock is left alone
+    assert db_session.scalar(select(func.count()).select_from(WechatPush)) == 3  # stored, committed
+
+    monkeypatch.setattr(wechat_jobs, "_remember_interactions", remember)
+    redis.delete(wechat_jobs.DRAIN_LOCK)  # the successor, in turn
+    assert wechat_jobs.store_pushes() == 3
+    assert redis.llen(PUSHLOG_KEY) == 0 and not redis.exists(wechat_jobs.DRAIN_LOCK)
+    assert db_session.scalar(select(func.count()).select_from(WechatPush)) == 3
