@@ -158,7 +158,9 @@ class CallbackEndpoint:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != "/wechat" or environ.get("REQUEST_METHOD") != "POST":
             return self.wsgi_app(environ, start_response)
-        request_id = environ.get("HTTP_X_REQUEST_ID") or secrets.token_hex(16)
+        request_id = environ.get("HTTP_X_REQUEST_ID", "")
+        if not (request_id and len(request_id) <= 200 and request_id.isprintable()):  # echoed: printable only
+            request_id = secrets.token_hex(16)
         with self.app.app_context():
             try:
                 status, content_type, body = receive(environ)
@@ -194,6 +196,8 @@ def receive(environ: dict) -> tuple[str, str, bytes]:
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
+        length = -1
+    if length < 0:
         return _plain("400 BAD REQUEST", "bad_request")
     if length > limit:
         return _plain("413 REQUEST ENTITY TOO LARGE", "payload_too_large")

@@ -264,6 +264,8 @@ def test_the_platform_samples_are_all_there():
 
 def test_the_callback_answers_like_a_view_outside_flasks_dispatch(pusher, client):
     """POST /wechat is served ahead of Flask's dispatch (CallbackEndpoint); its answers keep the app's contract."""
+    from werkzeug.test import EnvironBuilder
+
     response = pusher.post(text_push("oUser1", "帮助"), "safe")
     assert response.status_code == 200 and response.mimetype == "application/xml"
     assert len(response.headers["X-Request-ID"]) == 32
@@ -272,6 +274,14 @@ def test_the_callback_answers_like_a_view_outside_flasks_dispatch(pusher, client
     given = client.post("/wechat", query_string=push.query, data=push.body, headers={"X-Request-ID": "proxy-id-1"})
     assert given.status_code == 200 and given.data == b"success" and given.mimetype == "text/plain"
     assert given.headers["X-Request-ID"] == "proxy-id-1"
+    odd = client.post("/wechat", query_string=push.query, data=push.body, headers={"X-Request-ID": "a\x01b"})
+    assert odd.status_code == 200 and len(odd.headers["X-Request-ID"]) == 32  # not echoed: a new one
+    for length in ("abc", "-5"):  # a Content-Length no server should pass on, called directly
+        environ = EnvironBuilder(path="/wechat", method="POST", data=b"<xml/>").get_environ()
+        environ["CONTENT_LENGTH"] = length
+        status = []
+        client.application(environ, lambda s, h, exc=None: status.append(s))
+        assert status == ["400 BAD REQUEST"]
     # Other methods and paths still go through Flask.
     assert client.put("/wechat").status_code == 405
     assert client.post("/wechat/").status_code == 404
