@@ -10,7 +10,7 @@ from server.errors import ServiceError
 from server.extensions import db
 from server.models import Competition, CompetitionEntry, Person
 from server.models.competitions import CompetitionTeam
-from server.services import competitions
+from server.services import competitions, txn
 from tests.api import bearer, make_world
 from tests.competition_helpers import entrant, make_competition
 
@@ -51,8 +51,7 @@ def _service_sign_up(app, competition_id: int, person_id: int):
     def call():
         with app.app_context():
             try:
-                entry = competitions.sign_up(db.get(Person, person_id), competition_id)
-                db.commit()
+                entry = txn.committed(lambda: competitions.sign_up(db.get(Person, person_id), competition_id))
                 return "ok", entry.status
             except ServiceError as exc:
                 db.rollback()

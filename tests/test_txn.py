@@ -1,5 +1,7 @@
-"""server.services.txn: bulk "insert unless it exists" from one JSON parameter, and one connection for many commits."""
+"""server.services.txn: bulk "insert unless it exists" from one JSON parameter, one connection for many commits,
+and a unit of work run again after a deadlock."""
 
+import pytest
 from sqlalchemy import func, select
 
 from server.extensions import db
@@ -69,3 +71,32 @@ def test_one_connection_leaves_a_transaction_in_progress_alone():
         assert db.scalar(select(Person.id).where(Person.oa_openid == "o-open")) is not None
     db.rollback()
     assert db.scalar(select(Person.id).where(Person.oa_openid == "o-open")) is None
+
+
+def test_committed_runs_again_only_after_a_deadlock_or_serialization_failure(app):
+    import psycopg.errors
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from server.services.txn import committed
+
+    def failing(error, times):
+        calls = []
+
+        def work():
+            calls.append(1)
+            if len(calls) <= times:
+                raise error
+            return len(calls)
+
+        return work, calls
+
+    work, calls = failing(OperationalError("x", {}, psycopg.errors.SerializationFailure("could not serialize")), 2)
+    assert committed(work) == 3  # two aborted attempts, the third passes
+    work, calls = failing(OperationalError("x", {}, psycopg.errors.DeadlockDetected("deadlock")), 5)
+    with pytest.raises(OperationalError):
+        committed(work)
+    assert len(calls) == 3  # attempts=3 in all
+    work, calls = failing(IntegrityError("x", {}, psycopg.errors.UniqueViolation("duplicate")), 5)
+    with pytest.raises(IntegrityError):
+        committed(work)
+    assert len(calls) == 1  # not a transient failure: never run again

@@ -23,7 +23,7 @@ from schemas.competitions import (
     TeamSchema,
 )
 from server.extensions import db
-from server.services import competitions
+from server.services import competitions, txn
 
 blp = Blueprint("mp_competitions", __name__, url_prefix="/api/v1", description="Skill competitions (职业技能竞赛)")
 
@@ -63,8 +63,9 @@ class Entries(MethodView):
         Refusals: 403 not_eligible (``reasons`` lists every reason), 409 window_closed, already_entered
         (with ``current_state``), org_quota_full, team_entry_required.
         """
-        entry = competitions.sign_up(current_person_id(), competition_id)  # the person is read with the competition
-        db.commit()  # release the locks before serialising (see the module docstring)
+        # The person is read with the competition; committed before serialising (the locks go at once), and run
+        # again if PostgreSQL aborts it for a deadlock with the rush beside it.
+        entry = txn.committed(lambda: competitions.sign_up(current_person_id(), competition_id))
         return competitions.entry_view(entry)
 
 

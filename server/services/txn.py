@@ -1,5 +1,6 @@
 """Transaction helpers shared by services: savepoints that turn a unique violation into a
-:class:`ServiceError`, and "insert unless it exists" on SQLite and PostgreSQL.
+:class:`ServiceError`, "insert unless it exists" on SQLite and PostgreSQL, and (for a handler's
+or job's unit of work) a commit retried when PostgreSQL aborts it for a deadlock.
 
     with savepoint_or(Conflict("id_number_taken", "...")):
         person.id_number_hash = digest        # flushed inside the savepoint
@@ -11,16 +12,46 @@ the error reaches the client as usual.
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import contextmanager
+from typing import Callable, TypeVar
 
 from sqlalchemy import Integer, Table, Text, bindparam, cast, func, select, true
 from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from server.errors import ServiceError
 from server.extensions import SessionFactory, db
+
+log = logging.getLogger("unionhub.txn")
+T = TypeVar("T")
+#: SQLSTATEs of a transaction PostgreSQL aborted only because of others running beside it (deadlock_detected,
+#: serialization_failure): run again, it normally passes (PostgreSQL's own advice).
+RETRYABLE_SQLSTATES = ("40P01", "40001")
+
+
+def retryable(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and (getattr(exc.orig, "sqlstate", None) or "") in RETRYABLE_SQLSTATES
+
+
+def committed(work: Callable[[], T], attempts: int = 3) -> T:
+    """Run ``work`` (a whole unit of work: it must read what it needs itself) and commit it; when PostgreSQL
+    aborts the transaction for a deadlock or a serialization failure, roll back and run it again, up to
+    ``attempts`` times in all.  For handlers and jobs (services flush, never commit).  A last failure is
+    raised (a deadlock that keeps coming back is a bug, and answered as one: 500)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            result = work()
+            db.commit()
+            return result
+        except DBAPIError as exc:
+            db.rollback()
+            if attempt == attempts or not retryable(exc):
+                raise
+            log.warning("transaction aborted (%s), running it again (%d/%d)", exc.orig.sqlstate, attempt + 1, attempts)
+    raise AssertionError("unreachable")
 
 
 def begin_savepoint():

@@ -367,3 +367,51 @@ def test_a_team_needs_its_size_and_a_head_team_is_not_overtaken(client, world):
     withdrawn = client.delete(f"/api/v1/teams/{solo['id']}", headers=bearer(tc)).get_json()
     assert withdrawn["status"] == "withdrawn" and entry_of(captain, comp.id).status == "withdrawn"
     assert (_detail(client, comp.id)["places_left"], _detail(client, comp.id)["waitlist_length"]) == (1, 2)
+
+
+def _deadlock():
+    import psycopg.errors
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("UPDATE competition_places ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+
+
+def test_a_sign_up_aborted_for_a_deadlock_is_run_again(client, world, monkeypatch):
+    """PostgreSQL aborts one of two deadlocked transactions; the sign-up is rolled back and run again, once."""
+    from sqlalchemy import func, select
+
+    from server.models import CompetitionEntry
+    from server.services import competitions
+
+    person, token = entrant(world)
+    comp = make_competition(world, capacity=1)
+    real, calls = competitions._seat, []
+
+    def deadlocked_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise _deadlock()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(competitions, "_seat", deadlocked_once)
+    body = sign_up(client, token, comp.id)
+    assert body.status_code == 201 and body.get_json()["status"] == "confirmed" and len(calls) == 2
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(CompetitionEntry)) == 1  # the first attempt left nothing
+
+
+def test_a_sign_up_deadlocked_every_time_is_given_up_after_three_attempts(client, world, monkeypatch):
+    """Three deadlocks in a row are a bug, not a rush: answered 500 in the error shape (tests/test_app.py)."""
+    from server.services import competitions
+
+    _, token = entrant(world)
+    comp = make_competition(world)
+    calls = []
+
+    def always(*args, **kwargs):
+        calls.append(1)
+        raise _deadlock()
+
+    monkeypatch.setattr(competitions, "_seat", always)
+    response = sign_up(client, token, comp.id)
+    assert response.status_code == 500 and response.get_json()["code"] and len(calls) == 3
