@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import secrets
 
 from flask import Flask, g, request
 from flask.sessions import SessionInterface
@@ -16,8 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Config
-from .errors import backend_unavailable, busy_response, error_response, register_error_handlers
-from .extensions import SessionFactory, db, handle_stale_connections
+from .errors import register_error_handlers, unexpected_response
+from .extensions import SessionFactory, db, handle_stale_connections, request_id
 from .security import IdCipher, MaskingFilter
 
 log = logging.getLogger("unionhub")
@@ -140,23 +139,18 @@ def _register_unit_of_work(app: Flask) -> None:
     @app.before_request
     def _start():
         g.request_started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-ID") or secrets.token_hex(16)  # uuid4().hex without the UUID object
+        g.request_id = request_id(request.headers.get("X-Request-ID"))
 
     @app.after_request
     def _finish(response):
         if not db.registry.has() or not db().in_transaction():
-            pass  # no session, or nothing begun since the view committed (the /wechat callback, sign-up)
+            pass  # no session, or nothing begun since the view committed (sign-up)
         elif response.status_code < 400:
             try:
                 db.commit()
             except SQLAlchemyError as exc:
                 db.rollback()
-                if backend_unavailable(exc):
-                    log.warning("commit failed on %s %s: %s", request.method, request.path, exc)
-                    response = busy_response()
-                else:
-                    log.exception("commit failed on %s %s", request.method, request.path)
-                    response = error_response(500)
+                response = unexpected_response(exc, f"commit of {request.method} {request.path}")
         else:
             db.rollback()
         response.headers["X-Request-ID"] = g.get("request_id", "")

@@ -116,6 +116,17 @@ def busy_response():
     return response
 
 
+def unexpected_response(exc: BaseException, where: str):
+    """The answer to an exception nothing else handled (call it in an ``except`` block): 503 ``service_busy``
+    when the database or Redis cannot serve now (logged as a warning), else a 500 in the error shape (logged
+    with its traceback)."""
+    if backend_unavailable(exc):
+        log.warning("busy on %s: %s", where, exc)
+        return busy_response()
+    log.exception("unhandled error on %s", where)
+    return error_response(500)
+
+
 def error_response(status: int, code: str | None = None, message: str | None = None, errors=None, **extra):
     default_code, default_message = HTTP_MESSAGES.get(status, ("error", "请求失败"))
     body = {"code": code or default_code, "message": message or default_message}
@@ -171,8 +182,4 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        if backend_unavailable(exc):
-            log.warning("busy on %s %s: %s", request.method, request.path, exc)
-            return busy_response()
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500)
+        return unexpected_response(exc, f"{request.method} {request.path}")

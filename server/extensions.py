@@ -8,6 +8,7 @@ of the app's configuration; ``teardown_appcontext`` removes it.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 
 from flask import current_app
@@ -97,3 +98,11 @@ def handle_stale_connections(engine: Engine, idle: float = PING_AFTER_IDLE_SECON
             if dialect.is_disconnect(err, dbapi_conn, None):
                 raise exc.InvalidatePoolError() from err  # the pool retries the checkout on a new connection
             raise
+
+
+def request_id(given: str | None) -> str:
+    """The id a response carries in ``X-Request-ID``: the proxy's when it sent a short, printable one (it is
+    echoed), else a new one (``uuid4().hex`` without the UUID object)."""
+    if given and len(given) <= 200 and given.isprintable():
+        return given
+    return secrets.token_hex(16)

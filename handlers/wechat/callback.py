@@ -27,7 +27,6 @@ GET answers WeChat's URL verification (echostr), as a Flask view.  POST is serve
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -35,8 +34,8 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, request
 
-from server.errors import backend_unavailable, busy_response, error_response
-from server.extensions import db, get_redis
+from server.errors import unexpected_response
+from server.extensions import db, get_redis, request_id
 from server.wechat.wire import (
     InvalidAppIdException,
     InvalidSignatureException,
@@ -158,24 +157,17 @@ class CallbackEndpoint:
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != "/wechat" or environ.get("REQUEST_METHOD") != "POST":
             return self.wsgi_app(environ, start_response)
-        request_id = environ.get("HTTP_X_REQUEST_ID", "")
-        if not (request_id and len(request_id) <= 200 and request_id.isprintable()):  # echoed: printable only
-            request_id = secrets.token_hex(16)
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
         with self.app.app_context():
             try:
                 status, content_type, body = receive(environ)
             except Exception as exc:  # what a view's error handler would answer, in the error shape
                 db.rollback()
-                if backend_unavailable(exc):
-                    log.warning("callback: backend unavailable: %s", exc)
-                    response = busy_response()
-                else:
-                    log.exception("callback failed")
-                    response = error_response(500)
-                response.headers["X-Request-ID"] = request_id
+                response = unexpected_response(exc, "POST /wechat")
+                response.headers["X-Request-ID"] = rid
                 return response(environ, start_response)
         start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                                ("X-Request-ID", request_id)])
+                                ("X-Request-ID", rid)])
         return [body]
 
 

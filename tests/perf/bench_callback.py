@@ -661,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     def cpu_of(target: str) -> float:
         return statistics.median(r[target]["cpu"]["server_ms_per_request"] for r in rounds)
 
-    cpu_ratio = cpu_of("trivial") / cpu_of("callback") if cpu_of("callback") else None
+    callback_cpu = cpu_of("callback")
+    cpu_ratio = cpu_of("trivial") / callback_cpu if callback_cpu else None
     print(f"\nratio callback/trivial = {ratio:.3f}, the median of {len(rounds)} rounds ({', '.join(f'{r:.3f}' for r in ratios)}; "
           f"pooled {pooled:.3f})  (target >= {TARGET_RATIO})")
     if cpu_ratio:
