@@ -1,7 +1,7 @@
 """The competition sign-up rush on PostgreSQL, against a trivial endpoint measured in the same run.
 
     DATABASE_URL=postgresql://.../throwaway REDIS_URL=redis://.../N python -m tests.perf signup \\
-        [--workers 5000] [--places 300] [--connections 64]
+        [--workers 5000] [--places 300] [--connections 64] [--server-workers W] [--server-threads T] [--floor]
 
 Setup: the schema migrated into ``DATABASE_URL`` (PostgreSQL only: point it at a
 throwaway database), one city federation with 50 enterprise unions, ``--workers``
@@ -23,6 +23,12 @@ backends of the database, this process's load generator) with the share of the
 machine other processes took, the load average, the throughput ratio, and the
 issue's targets: exactly ``places`` confirmed, 0 duplicates, ratio >= 0.3,
 p99 < 200 ms.
+
+``--server-workers`` / ``--server-threads`` override the production config's
+worker and thread counts for every server of the run.  ``--floor`` is a
+diagnostic: a third server, ``tests/perf/floor_app.py``, whose sign-up path does
+nothing but one durable INSERT and COMMIT, gets the same load; its ratio bounds
+what any sign-up can reach with this stack on this machine.
 """
 
 from __future__ import annotations
@@ -132,6 +138,15 @@ def _tally(database_url: str, competition_id: int) -> dict:
             "duplicates": duplicates, "statuses": statuses}
 
 
+def _create_floor_table(database_url: str) -> None:
+    """The table of the ``--floor`` diagnostic (tests/perf/floor_app.py), in the throwaway database."""
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_floor_entries (id bigserial PRIMARY KEY, competition_id integer "
+                     "NOT NULL, token text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
+
+
 def _backends(database_url: str) -> list[int]:
     """The PostgreSQL backends (process ids) serving the benchmark's database, this query's own excepted."""
     import psycopg
@@ -152,14 +167,15 @@ def _settle(server: Gunicorn, timeout: float = 60) -> None:
         last = now
 
 
-def _serve(module: str, env: dict, workdir: Path, name: str, warmup, fire, database_url: str) -> dict:
+def _serve(module: str, env: dict, workdir: Path, name: str, warmup, fire, database_url: str,
+           workers: int | None = None, threads: int | None = None) -> dict:
     """Start the production gunicorn setup for ``module``, wait until its workers have booted, run ``warmup(url)``
     (pools and caches filled), then ``fire(url)``, and add where the CPU went during it: the
     server's, PostgreSQL's (the backends of this database) and the load generator's (this process) per request,
     and the share of the machine other processes took meanwhile."""
     import resource
 
-    server = Gunicorn(module, env, workdir, name)
+    server = Gunicorn(module, env, workdir, name, workers, threads)
     try:
         server.wait_ready()
         _settle(server)
@@ -191,6 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=5000)
     parser.add_argument("--places", type=int, default=300)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--server-workers", type=int, default=None,
+                        help="gunicorn workers for both servers (default: deploy/gunicorn.conf.py's)")
+    parser.add_argument("--server-threads", type=int, default=None,
+                        help="threads per gunicorn worker for both servers (default: deploy/gunicorn.conf.py's)")
+    parser.add_argument("--floor", action="store_true",
+                        help="diagnostic: also serve tests/perf/floor_app.py (one durable INSERT per request, nothing "
+                             "else) with the same settings and load, a bound on any sign-up's throughput here")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith("postgresql"):
         print("bench signup: set DATABASE_URL to a throwaway PostgreSQL database (and REDIS_URL to a throwaway Redis)")
@@ -206,17 +229,28 @@ def main(argv: list[str] | None = None) -> int:
         baseline = _serve("tests.perf.trivial_app:app", infra.env, workdir, "trivial",
                           lambda url: _fire(url, "GET", "/healthz", [None] * len(warm), args.connections),
                           lambda url: _fire(url, "GET", "/healthz", [None] * len(tokens), args.connections),
-                          infra.database_url)
+                          infra.database_url, args.server_workers, args.server_threads)
         signup = _serve("server.wsgi:app", infra.env, workdir, "unionhub",
                         lambda url: _fire(url, "POST", f"/api/v1/competitions/{warmup_id}/entries", warm,
                                           args.connections),
                         lambda url: _fire(url, "POST", f"/api/v1/competitions/{cid}/entries", tokens, args.connections),
-                        infra.database_url)
+                        infra.database_url, args.server_workers, args.server_threads)
         tally = _tally(infra.database_url, cid)
+        floor = None
+        if args.floor:
+            _create_floor_table(infra.database_url)
+            floor = _serve("tests.perf.floor_app:app", infra.env, workdir, "floor",
+                           lambda url: _fire(url, "POST", f"/api/v1/competitions/{warmup_id}/entries", warm,
+                                             args.connections),
+                           lambda url: _fire(url, "POST", f"/api/v1/competitions/{cid}/entries", tokens,
+                                             args.connections),
+                           infra.database_url, args.server_workers, args.server_threads)
     ratio = round(signup["rps"] / baseline["rps"], 3)
+    floor_ratio = round(floor["rps"] / baseline["rps"], 3) if floor else None
     result = {"at": datetime.now().isoformat(timespec="seconds"), "workers": args.workers, "places": args.places,
               "connections": args.connections, "gunicorn": str(PRODUCTION_CONFIG.relative_to(REPO)),
-              "trivial": baseline, "signup": signup, "ratio": ratio, **tally,
+              "server_workers": args.server_workers, "server_threads": args.server_threads,
+              "trivial": baseline, "signup": signup, "ratio": ratio, "floor": floor, "floor_ratio": floor_ratio, **tally,
               "load_average": {"before": load_before, "after": _loadavg()}}
     checks = {f"exactly {args.places} confirmed": tally["confirmed"] == args.places,
               "0 duplicates": tally["duplicates"] == 0,
@@ -224,13 +258,16 @@ def main(argv: list[str] | None = None) -> int:
               f"ratio >= {TARGET_RATIO}": ratio >= TARGET_RATIO, f"p99 < {TARGET_P99_MS:.0f} ms":
               signup["p99_ms"] < TARGET_P99_MS}
     print(f"confirmed {tally['confirmed']}, waitlisted {tally['waitlisted']}, duplicates {tally['duplicates']}")
-    for name, r in (("trivial GET /healthz", baseline), ("sign-up POST", signup)):
+    for name, r in (("trivial GET /healthz", baseline), ("sign-up POST", signup)) + ((("floor INSERT", floor),) if floor else ()):
         cpu = r["cpu_ms_per_request"]
         print(f"{name:22} {r['rps']:>8} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  {r['statuses']}\n"
               f"{'':22} CPU per request: server {cpu['server']} ms, PostgreSQL {cpu['postgres']} ms, "
               f"generator {cpu['generator']} ms; other processes took {r['other_processes_share']:.0%} of the machine")
     print(f"load average before {result['load_average']['before']}, after {result['load_average']['after']}")
     print(f"throughput ratio {ratio}")
+    if floor:
+        print(f"floor (diagnostic: one durable INSERT per request, nothing else) / trivial: {floor_ratio}; "
+              f"sign-up / floor: {round(signup['rps'] / floor['rps'], 3)}")
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'MISSED'}] {name}")
     RESULTS.mkdir(exist_ok=True)
