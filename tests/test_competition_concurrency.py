@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from server.errors import ServiceError
 from server.extensions import db
@@ -289,6 +290,56 @@ def test_a_place_claimed_by_a_request_that_then_fails_goes_to_the_sign_up_waitin
     assert second_result == [("ok", "confirmed")]
     assert [(e.person_id, e.status, e.arrival_no) for e in _entries(comp.id)] == [(second, "confirmed", 1)]
     assert_counters_exact(comp.id)  # its place row holds it, and nobody waits
+
+
+def _place_lock_free(app, competition_id: int, place_no: int) -> bool:
+    """Whether another transaction could lock the place row now (``FOR UPDATE NOWAIT``)."""
+    from sqlalchemy import text
+
+    with app.extensions["unionhub"]["engine"].connect() as conn:
+        try:
+            conn.execute(text("SELECT place_no FROM competition_places WHERE competition_id = :c AND place_no = :p "
+                              "FOR UPDATE NOWAIT"), {"c": competition_id, "p": place_no})
+            return True
+        except DBAPIError as exc:
+            assert exc.orig.sqlstate == "55P03"  # lock_not_available
+            return False
+        finally:
+            conn.rollback()
+
+
+def test_a_sign_up_waiting_for_claims_holds_no_place_it_waited_for(app, monkeypatch):
+    """Both places are being claimed when a third sign-up arrives: it waits for the first claim, finds that place
+    taken, and waits for the second, holding nothing meanwhile.  (A wait over the free places inside one statement
+    kept the rejected places locked while waiting for the next, and a few such sign-ups could deadlock: seen in
+    the 220-sign-up rush, four backends aborted by PostgreSQL's deadlock detector.)"""
+    from tests.competition_helpers import assert_counters_exact
+
+    world = make_world()
+    comp = make_competition(world, capacity=2)
+    first, second, third = (entrant(world)[0].id for _ in range(3))
+    seated_1, go_1 = _pause_after_seating(monkeypatch, "first", fail=False)
+    seated_2, go_2 = _pause_after_seating(monkeypatch, "second", fail=False)
+    t1, r1 = _in_thread(app, "first", lambda: competitions.sign_up(db.get(Person, first), comp.id).status)
+    assert seated_1.wait(30)
+    t2, r2 = _in_thread(app, "second", lambda: competitions.sign_up(db.get(Person, second), comp.id).status)
+    assert seated_2.wait(30)
+    t3, r3 = _in_thread(app, "third", lambda: competitions.sign_up(db.get(Person, third), comp.id).status)
+    try:
+        _wait_until_blocked(app)  # the third waits for the first's claim of place 1
+        go_1.set()
+        t1.join(60)
+        _wait_until_blocked(app)  # ... then for the second's claim of place 2
+        assert _place_lock_free(app, comp.id, 1)  # place 1 (taken by the first) is not held by the waiting third
+    finally:
+        go_1.set()
+        go_2.set()
+    for thread in (t2, t3):
+        thread.join(60)
+    assert (r1, r2, r3) == ([("ok", "confirmed")], [("ok", "confirmed")], [("ok", "waitlisted")])
+    assert [(e.person_id, e.status) for e in _entries(comp.id)] == [(first, "confirmed"), (second, "confirmed"),
+                                                                     (third, "waitlisted")]
+    assert_counters_exact(comp.id)
 
 
 def test_a_team_that_must_wait_keeps_the_free_places_from_a_team_behind_it(app, monkeypatch):

@@ -25,8 +25,7 @@ from schemas.competitions import (
     StaffCompetitionSchema,
     StaffEntrySchema,
 )
-from server.extensions import db
-from server.services import competitions
+from server.services import competitions, txn
 
 blp = Blueprint("admin_competitions", __name__, url_prefix="/api/admin/v1",
                 description="Skill competitions for organisers (竞赛管理)")
@@ -96,8 +95,8 @@ class Entries(MethodView):
     @error_responses(blp, 403, 404, 409)
     def post(self, args, competition_id):
         """An enterprise union officer signs up a worker of their own union (same answers as the worker's sign-up)."""
-        entry = competitions.sign_up_on_behalf(current_staff(), competition_id, args["person_id"])
-        db.commit()  # release the sign-up's locks before serialising
+        staff, person_id = current_staff(), args["person_id"]
+        entry = txn.committed(lambda: competitions.sign_up_on_behalf(staff, competition_id, person_id))
         return competitions.entry_view(entry, for_staff=True)
 
 
@@ -189,8 +188,7 @@ class SubmitTeam(MethodView):
     @error_responses(blp, 403, 404, 409)
     def post(self, team_id):
         """Submit the union's team as a unit (as the captain's submit)."""
-        team = competitions.submit_team(current_staff(), team_id)
-        db.commit()  # release the sign-up's locks before serialising
+        team = txn.committed(lambda: competitions.submit_team(current_staff(), team_id))  # committed before serialising
         return competitions.team_view(team)
 
 

@@ -160,8 +160,7 @@ class SubmitTeam(MethodView):
         """The captain submits the team: it takes one place per member at once (``entry_status`` confirmed or
         pending_approval) or waits as one entry (waitlisted, ``position``).  409 team_size, org_quota_full,
         invalid_state (with ``current_state``); 403 not_captain."""
-        team = competitions.submit_team(current_person(), team_id)
-        db.commit()  # as sign-up: release the locks first
+        team = txn.committed(lambda: competitions.submit_team(current_person(), team_id))  # committed first, as sign-up
         return competitions.team_view(team)
 
 

@@ -20,10 +20,12 @@ whatever the code does.  A sign-up, in one short transaction:
         WHERE competition_id = :c AND place_no = (SELECT place_no FROM competition_places
               WHERE competition_id = :c AND entry_id IS NULL ORDER BY place_no LIMIT 1 FOR UPDATE SKIP LOCKED)
 
-   When every free place is being claimed, it waits for those claims (the same
-   UPDATE without ``SKIP LOCKED``): a claim that rolls back leaves its place to
-   this sign-up, so a place is never left free while a later sign-up goes to the
-   waiting list.  After such a wait it checks the waiting list again: nobody
+   When every free place is being claimed, it waits for those claims, one place
+   at a time (an UPDATE of the lowest such place in a savepoint, rolled back when
+   the place turned out taken, so a waiting sign-up holds no place while it waits
+   and sign-ups never wait for each other in a cycle): a claim that rolls back
+   leaves its place to this sign-up, so a place is never left free while a later
+   sign-up goes to the waiting list.  After such a wait it checks the waiting list again: nobody
    overtakes someone waiting (and a head team that needs more places than are
    free keeps later sign-ups waiting too);
 4. takes its arrival number (and, when confirmed, its candidate number) from
@@ -781,29 +783,67 @@ def _claim_statement(skip_locked: bool) -> _OnDriver:
                      .values(entry_id=bindparam("entry_id")).returning(table.c.place_no))
 
 
-_CLAIMS = {skip_locked: _claim_statement(skip_locked) for skip_locked in (False, True)}
+_CLAIM_UNCLAIMED = _claim_statement(skip_locked=True)
+_PLACES = P.__table__
+#: The lowest place free in the statement's snapshot: possibly being claimed by a request not yet committed.
+_LOWEST_FREE = _OnDriver(select(_PLACES.c.place_no).where(_PLACES.c.competition_id == bindparam("competition_id"),
+                                                          _PLACES.c.entry_id.is_(None))
+                         .order_by(_PLACES.c.place_no).limit(1))
+#: That one place, if it is still free once its claim (if any) has ended: waits for that claim's transaction.
+_TAKE_PLACE = _OnDriver(update(_PLACES).where(_PLACES.c.competition_id == bindparam("competition_id"),
+                                              _PLACES.c.place_no == bindparam("place_no"), _PLACES.c.entry_id.is_(None))
+                        .values(entry_id=bindparam("entry_id")).returning(_PLACES.c.place_no))
+_WAIT_SAVEPOINT = {name: _OnDriver(text(f"{name} uh_claim_wait"))
+                   for name in ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")}
 
 
-def _claim_one(competition_id: int, entry_id: int, skip_locked: bool) -> bool:
-    """PostgreSQL: the lowest free place for ``entry_id`` in one UPDATE (its sub-select locks the row)."""
-    return _CLAIMS[skip_locked].first(db.connection(), {"competition_id": competition_id,
-                                                        "entry_id": entry_id}) is not None
+def _claim_unclaimed(competition_id: int, entry_id: int) -> bool:
+    """PostgreSQL: the lowest free place nobody else is claiming, for ``entry_id``, in one UPDATE (its sub-select
+    locks the row, ``SKIP LOCKED``)."""
+    return _CLAIM_UNCLAIMED.first(db.connection(), {"competition_id": competition_id,
+                                                    "entry_id": entry_id}) is not None
+
+
+def _claim_after_waiting(competition_id: int, entry_id: int) -> bool:
+    """PostgreSQL, when every free place is being claimed: wait for those claims, one at a time, lowest place first;
+    a claim that rolls back leaves its place to this sign-up.  False once no place is free.
+
+    Each wait is one UPDATE of one named place in a savepoint that is rolled back when the place turned out
+    taken: a statement that waits for a row lock keeps the rows it locked and then rejected until its
+    transaction ends, so waiting on the next free place *inside* one statement (``FOR UPDATE`` without
+    ``SKIP LOCKED`` over the free places) held the places it had waited for while waiting for the next, and a
+    handful of such sign-ups could wait for each other (PostgreSQL's deadlock detector then aborts them: seen
+    in the 220-sign-up rush test, four backends in that statement).  Here a waiting sign-up holds no place
+    row while it waits, and a claimer waits for nothing, so no cycle can form."""
+    connection = db.connection()
+    params = {"competition_id": competition_id, "entry_id": entry_id}
+    while True:
+        row = _LOWEST_FREE.first(connection, params)
+        if row is None:
+            return False
+        _WAIT_SAVEPOINT["SAVEPOINT"].execute(connection, {})
+        if _TAKE_PLACE.first(connection, {**params, "place_no": row[0]}) is not None:
+            _WAIT_SAVEPOINT["RELEASE SAVEPOINT"].execute(connection, {})
+            return True
+        _WAIT_SAVEPOINT["ROLLBACK TO SAVEPOINT"].execute(connection, {})  # the lock on the taken place goes
+        if _claim_unclaimed(competition_id, entry_id):  # a place freed meanwhile by a claim that rolled back
+            return True
 
 
 def _claim(competition_id: int, unit: list[CompetitionEntry]) -> bool:
     """Hold one free place per entry of ``unit`` (all of them or none); False when they are not all free.
 
     One entry (PostgreSQL): the lowest free place nobody else is claiming (``SKIP LOCKED``: concurrent sign-ups
-    take different rows).  When every free place is being claimed, wait for those claims (no ``SKIP LOCKED``):
-    a claim that rolls back leaves its place to a waiting sign-up instead of leaving it free while this sign-up
-    joins the waiting list.  A team waits for the claims at once, locking in place order (no deadlocks).
+    take different rows).  When every free place is being claimed, wait for those claims
+    (:func:`_claim_after_waiting`): a claim that rolls back leaves its place to a waiting sign-up instead of
+    leaving it free while this sign-up joins the waiting list.  A team waits for the claims at once, locking in
+    place order.
     Then the waiting list is looked at again: someone may have joined it since the caller looked (after waiting
     for these claims, or a team that could not use the free places it had locked): nobody overtakes them.
     """
     n = len(unit)
     if n == 1 and _postgres():
-        if not (_claim_one(competition_id, unit[0].id, skip_locked=True)
-                or _claim_one(competition_id, unit[0].id, skip_locked=False)):
+        if not (_claim_unclaimed(competition_id, unit[0].id) or _claim_after_waiting(competition_id, unit[0].id)):
             return False
     else:
         places = _free_places(competition_id, n)
