@@ -7,9 +7,8 @@ from marshmallow import ValidationError, fields, pre_load, validates
 
 from server.models import SKILL_LEVEL_LABELS, WORKER_CATEGORY_LABELS
 
-from .base import Schema, length, no_control_chars, one_of, value_range
+from .base import MAX_ID, Schema, length, no_control_chars, one_of, value_range
 
-MAX_ID = 2**31 - 1
 STATUS_DOC = "draft 草稿 | scheduled 已定时 | sending 发送中 | paused 已暂停 | cancelled 已取消 | done 已完成"
 _LINK = re.compile(r"^/?[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*(\?[A-Za-z0-9_\-=&%.]*)?$")
 

@@ -70,8 +70,31 @@ def no_control_chars(value) -> None:
         raise ma.ValidationError("不能包含控制字符")
 
 
+#: The largest database id (PostgreSQL's integer): a larger number in a request is refused, never sent to the database.
+MAX_ID = 2**31 - 1
+UNENCODABLE_TEXT = "包含无法识别的字符"
+
+
+def _unencodable(value) -> bool:
+    """Text that cannot be written as UTF-8: a lone surrogate, which JSON's ``\\ud800``-``\\udfff`` escapes can carry."""
+    if isinstance(value, str):
+        if value.isascii():
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_unencodable(k) or _unencodable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_unencodable(v) for v in value)
+    return False
+
+
 class Schema(ma.Schema):
-    """Base for every schema: unknown fields are an error, not silently dropped."""
+    """Base for every schema: unknown fields are an error, not silently dropped; text that cannot be stored or
+    echoed as UTF-8 (a lone surrogate) is refused before anything reads it."""
 
     class Meta:
         unknown = ma.RAISE
@@ -81,6 +104,13 @@ class Schema(ma.Schema):
         "unknown": "不支持的字段",
         "type": "请求内容应为 JSON 对象",
     }
+
+    @ma.pre_load
+    def _refuse_unencodable_text(self, data, **kwargs):
+        if isinstance(data, dict) and _unencodable(data):
+            raise ma.ValidationError({str(key).encode("utf-8", "replace").decode("utf-8"): [UNENCODABLE_TEXT]
+                                      for key, value in data.items() if _unencodable(key) or _unencodable(value)})
+        return data
 
 
 class ErrorSchema(Schema):

@@ -5,7 +5,7 @@ from marshmallow import fields, validates_schema, ValidationError
 from server.models import COMPETITION_LEVEL_LABELS, ENTRY_STATUS_LABELS, SKILL_LEVEL_LABELS
 from server.models.competitions import TEAM_STATUS_LABELS
 
-from .base import Schema, length, one_of, value_range
+from .base import MAX_ID, Schema, length, one_of, value_range
 
 LEVELS = [level.value for level in COMPETITION_LEVEL_LABELS]
 ENTRY_STATUSES = [status.value for status in ENTRY_STATUS_LABELS]
@@ -31,7 +31,7 @@ class CompetitionEligibilitySchema(Schema):
     min_skill_level = fields.String(validate=one_of([k.value for k in SKILL_LEVEL_LABELS]), allow_none=True)
     min_age = _int(validate=value_range(14, 80), allow_none=True)
     max_age = _int(validate=value_range(14, 80), allow_none=True)
-    org_ids = fields.List(_int(validate=value_range(1, 2**31 - 1)), validate=length(max=200), allow_none=True,
+    org_ids = fields.List(_int(validate=value_range(1, MAX_ID)), validate=length(max=200), allow_none=True,
                           metadata={"description": "organisations (with their subtrees) whose workers may enter; "
                                                    "default: the organiser's subtree"})
 
@@ -47,7 +47,7 @@ class CompetitionInputSchema(Schema):
     name = fields.String(required=True, validate=length(2, 128))
     trade = fields.String(required=True, validate=length(1, 64))
     level = fields.String(required=True, validate=one_of(LEVELS))
-    organiser_org_id = _int(validate=value_range(1, 2**31 - 1),
+    organiser_org_id = _int(validate=value_range(1, MAX_ID),
                             metadata={"description": "default: the staff member's organisation"})
     description = fields.String(allow_none=True, validate=length(max=5000))
     venue = fields.String(allow_none=True, validate=length(max=255))
@@ -162,7 +162,7 @@ class EntryQuerySchema(Schema):
 
 
 class OnBehalfSchema(Schema):
-    person_id = _int(required=True, validate=value_range(1, 2**31 - 1), metadata={"description": "a worker of the officer's union"})
+    person_id = _int(required=True, validate=value_range(1, MAX_ID), metadata={"description": "a worker of the officer's union"})
 
 
 class StaffActionSchema(Schema):
@@ -184,7 +184,7 @@ class JoinTeamSchema(Schema):
 
 
 class TeamMemberInputSchema(Schema):
-    person_id = _int(required=True, validate=value_range(1, 2**31 - 1),
+    person_id = _int(required=True, validate=value_range(1, MAX_ID),
                      metadata={"description": "a worker of the officer's union"})
 
 

@@ -2,9 +2,8 @@
 
 from marshmallow import fields
 
-from .base import Schema, length, value_range
+from .base import MAX_ID, Schema, length, value_range
 
-MAX_ID = 2**31 - 1
 _TEMPLATE_IDS = fields.List(fields.String(validate=length(1, 64)), load_default=list, validate=length(max=50))
 
 

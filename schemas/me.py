@@ -5,7 +5,7 @@ from marshmallow import ValidationError, fields
 from server.models import EDUCATION_LABELS, SKILL_LEVEL_LABELS, WORKER_CATEGORY_LABELS
 from server.security import validate_id_number, validate_phone
 
-from .base import Schema, length, no_control_chars, one_of, value_range
+from .base import MAX_ID, Schema, length, no_control_chars, one_of, value_range
 
 
 def _check(validator):
@@ -29,7 +29,7 @@ class ProfileUpdateSchema(Schema):
     phone = fields.String(validate=_check(validate_phone))
     id_number = fields.String(validate=_check(validate_id_number), load_only=True,
                               metadata={"description": "18 digits with the check digit; stored encrypted, shown masked"})
-    org_id = fields.Integer(validate=value_range(1, 2**31 - 1), metadata={"description": "an enterprise union from GET /api/v1/orgs?kind=enterprise"})
+    org_id = fields.Integer(validate=value_range(1, MAX_ID), metadata={"description": "an enterprise union from GET /api/v1/orgs?kind=enterprise"})
     employer = fields.String(allow_none=True, validate=[length(max=128), no_control_chars])
     trade = fields.String(allow_none=True, validate=[length(max=64), no_control_chars])
     skill_level = _choice(SKILL_LEVEL_LABELS)

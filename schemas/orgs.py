@@ -1,6 +1,6 @@
 from marshmallow import fields
 
-from .base import Schema, one_of
+from .base import MAX_ID, Schema, one_of, value_range
 
 
 class OrgSchema(Schema):
@@ -16,5 +16,5 @@ class OrgSchema(Schema):
 
 class OrgQuerySchema(Schema):
     kind = fields.String(load_default=None, validate=one_of(["city", "district", "enterprise"]), metadata={"description": "city | district | enterprise"})
-    parent_id = fields.Integer(load_default=None)
+    parent_id = fields.Integer(load_default=None, validate=value_range(1, MAX_ID))
     q = fields.String(load_default=None, metadata={"description": "name contains"})

@@ -5,14 +5,13 @@ from flask_smorest.fields import Upload
 
 from server.models import APPLICATION_STATUS_LABELS, SUBSIDY_KIND_LABELS, WORKER_CATEGORY_LABELS
 
-from .base import Schema, length, no_control_chars, one_of, value_range
+from .base import MAX_ID, Schema, length, no_control_chars, one_of, value_range
 
 KINDS = [k.value for k in SUBSIDY_KIND_LABELS]
 STATUSES = [s.value for s in APPLICATION_STATUS_LABELS]
 KIND_DOC = "degree 学历提升 | skill 技能提升"
 STATUS_DOC = " | ".join(f"{s.value} {label}" for s, label in APPLICATION_STATUS_LABELS.items())
 MAX_FEN = 1_000_000_000  # ten million yuan: beyond any programme, and two of them still fit a 32-bit integer
-MAX_ID = 2**31 - 1
 
 
 def _fen(**kw):

@@ -61,7 +61,7 @@ class Competitions(MethodView):
         return _view(competitions.save_competition(current_staff(), args))
 
 
-@blp.route("/competitions/<int:competition_id>")
+@blp.route(f"/competitions/<{ID}:competition_id>")
 class Competition(MethodView):
     @login_required(blp, staff=True)
     @blp.response(200, StaffCompetitionSchema)
@@ -79,7 +79,7 @@ class Competition(MethodView):
         return _view(competitions.save_competition(current_staff(), args, _competition(competition_id)))
 
 
-@blp.route("/competitions/<int:competition_id>/entries")
+@blp.route(f"/competitions/<{ID}:competition_id>/entries")
 class Entries(MethodView):
     @login_required(blp, staff=True)
     @blp.arguments(EntryQuerySchema, location="query")
@@ -100,7 +100,7 @@ class Entries(MethodView):
         return competitions.entry_view(entry, for_staff=True)
 
 
-@blp.route("/competitions/<int:competition_id>/entries/<int:entry_id>/<any(approve, reject, remove, promote):action>")
+@blp.route(f"/competitions/<{ID}:competition_id>/entries/<{ID}:entry_id>/<any(approve, reject, remove, promote):action>")
 class EntryAction(MethodView):
     @login_required(blp, staff=True)
     @blp.arguments(StaffActionSchema)
@@ -117,7 +117,7 @@ class EntryAction(MethodView):
         return competitions.entry_view(entry, for_staff=True)
 
 
-@blp.route("/competitions/<int:competition_id>/checkins")
+@blp.route(f"/competitions/<{ID}:competition_id>/checkins")
 class CheckIns(MethodView):
     @login_required(blp, staff=True)
     @blp.response(200, ArrivalsSchema)
@@ -140,7 +140,7 @@ class CheckIns(MethodView):
         return {"first_scan": first, "entry": competitions.entry_view(entry, for_staff=True)}
 
 
-@blp.route("/competitions/<int:competition_id>/teams")
+@blp.route(f"/competitions/<{ID}:competition_id>/teams")
 class Teams(MethodView):
     @login_required(blp, staff=True)
     @blp.response(200, TeamSchema(many=True))

@@ -43,7 +43,7 @@ class Competitions(MethodView):
         return competitions.competition_list_view(competitions.list_competitions(**args), _viewer())
 
 
-@blp.route("/competitions/<int:competition_id>")
+@blp.route(f"/competitions/<{ID}:competition_id>")
 class Competition(MethodView):
     @blp.response(200, CompetitionSchema)
     @error_responses(blp, 401, 404)
@@ -52,7 +52,7 @@ class Competition(MethodView):
         return competitions.competition_view(competitions.get_competition(competition_id), _viewer())
 
 
-@blp.route("/competitions/<int:competition_id>/entries")
+@blp.route(f"/competitions/<{ID}:competition_id>/entries")
 class Entries(MethodView):
     @login_required(blp, load_person=False)
     @blp.response(201, EntrySchema)
@@ -69,7 +69,7 @@ class Entries(MethodView):
         return competitions.entry_view(entry)
 
 
-@blp.route("/competitions/<int:competition_id>/entries/mine")
+@blp.route(f"/competitions/<{ID}:competition_id>/entries/mine")
 class MyEntry(MethodView):
     @login_required(blp)
     @blp.response(200, EntrySchema)
@@ -79,7 +79,7 @@ class MyEntry(MethodView):
         return competitions.entry_view(competitions.withdraw(current_person(), competition_id))
 
 
-@blp.route("/competitions/<int:competition_id>/entries/mine/confirm")
+@blp.route(f"/competitions/<{ID}:competition_id>/entries/mine/confirm")
 class ConfirmOffer(MethodView):
     @login_required(blp)
     @blp.response(200, EntrySchema)
@@ -89,7 +89,7 @@ class ConfirmOffer(MethodView):
         return competitions.entry_view(competitions.confirm_offer(current_person(), competition_id))
 
 
-@blp.route("/competitions/<int:competition_id>/checkin")
+@blp.route(f"/competitions/<{ID}:competition_id>/checkin")
 class CheckIn(MethodView):
     @login_required(blp)
     @blp.arguments(CheckInSchema)
@@ -113,7 +113,7 @@ class MyEntries(MethodView):
         return [competitions.entry_view(e) for e in competitions.list_person_entries(current_person())]
 
 
-@blp.route("/competitions/<int:competition_id>/teams")
+@blp.route(f"/competitions/<{ID}:competition_id>/teams")
 class Teams(MethodView):
     @login_required(blp)
     @blp.arguments(TeamInputSchema)
@@ -126,7 +126,7 @@ class Teams(MethodView):
         return competitions.team_view(team)
 
 
-@blp.route("/competitions/<int:competition_id>/teams/mine")
+@blp.route(f"/competitions/<{ID}:competition_id>/teams/mine")
 class MyTeam(MethodView):
     @login_required(blp)
     @blp.response(200, TeamSchema)

@@ -415,3 +415,18 @@ def test_a_sign_up_deadlocked_every_time_is_given_up_after_three_attempts(client
     monkeypatch.setattr(competitions, "_seat", always)
     response = sign_up(client, token, comp.id)
     assert response.status_code == 500 and response.get_json()["code"] and len(calls) == 3
+
+
+def test_ids_beyond_the_database_are_not_found(client, world):
+    """Every competition path takes its ids through the bounded converter (found by schemathesis: an overflow)."""
+    _, token = entrant(world)
+    huge = 2**63
+    for method, path in (("get", f"/api/v1/competitions/{huge}"), ("post", f"/api/v1/competitions/{huge}/entries"),
+                         ("delete", f"/api/v1/competitions/{huge}/entries/mine"),
+                         ("post", f"/api/v1/competitions/{huge}/entries/mine/confirm"),
+                         ("post", f"/api/v1/competitions/{huge}/checkin"), ("get", f"/api/v1/competitions/{huge}/teams/mine"),
+                         ("post", f"/api/v1/competitions/{huge}/teams"), ("delete", f"/api/v1/teams/{huge}"),
+                         ("delete", f"/api/v1/teams/1/members/{huge}")):
+        response = getattr(client, method)(path, headers=bearer(token), json={} if method == "post" else None)
+        assert response.status_code == 404, (method, path, response.get_json())
+        assert response.get_json()["code"] == "not_found"
