@@ -24,9 +24,11 @@ organisation checks belong to the services (``server.services.auth``).
 from __future__ import annotations
 
 import ipaddress
+import json
 from copy import deepcopy
 from functools import wraps
 
+import flask_smorest
 import marshmallow as ma
 from flask import request, send_file
 from werkzeug.datastructures import CombinedMultiDict
@@ -132,7 +134,48 @@ def send_download(path_or_file, mimetype: str, filename: str, as_attachment: boo
     return response
 
 
-class MultipartParser(FlaskParser):
+#: JSON bodies nested deeper than this are refused (the API's own documents nest three or four levels).
+MAX_JSON_DEPTH = 32
+
+
+def _nested_deeper_than(value, limit: int) -> bool:
+    """Whether a parsed JSON value nests more than ``limit`` arrays/objects deep (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+class ApiParser(FlaskParser):
+    """webargs' parser, with every unreadable JSON body a 400 ``bad_request`` (webargs answers only a syntax error
+    or bad UTF-8 so): a number of more than 4,300 digits (Python's int limit), nesting deep enough to exhaust
+    the decoder's recursion, or nesting deeper than ``MAX_JSON_DEPTH`` (a limit on what later code may walk)."""
+
+    def _raw_load_json(self, req):
+        try:
+            data = super()._raw_load_json(req)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise  # webargs' own handling: 400 (or no body)
+        except (ValueError, RecursionError) as exc:
+            self._handle_invalid_json_error(exc, req)
+        if _nested_deeper_than(data, MAX_JSON_DEPTH):
+            self._handle_invalid_json_error(ValueError("JSON nested too deeply"), req)
+        return data
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with :class:`ApiParser`: every API blueprint is one of these."""
+
+    ARGUMENTS_PARSER = ApiParser()
+
+
+class MultipartParser(ApiParser):
     """``location="files"`` reads a whole multipart body: the files and the form fields beside them.
 
     Set it on a blueprint (``blp.ARGUMENTS_PARSER = MultipartParser()``) and declare one schema with

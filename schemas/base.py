@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import marshmallow as ma
 from marshmallow import fields
@@ -92,9 +93,23 @@ def _unencodable(value) -> bool:
     return False
 
 
+#: Dates and times a request may carry: anything outside is a typing slip, and near Python's own limits (years 1 and
+#: 9999) a time zone conversion or a day added overflows.
+YEARS = (1900, 2100)
+YEARS_TEXT = f"日期应在{YEARS[0]}年至{YEARS[1]}年之间"
+
+
+def _outside_years(value) -> bool:
+    if isinstance(value, date):  # (a datetime is a date)
+        return not YEARS[0] <= value.year <= YEARS[1]
+    if isinstance(value, (list, tuple)):
+        return any(_outside_years(v) for v in value)
+    return False
+
+
 class Schema(ma.Schema):
     """Base for every schema: unknown fields are an error, not silently dropped; text that cannot be stored or
-    echoed as UTF-8 (a lone surrogate) is refused before anything reads it."""
+    echoed as UTF-8 (a lone surrogate) is refused before anything reads it; dates outside ``YEARS`` are refused."""
 
     class Meta:
         unknown = ma.RAISE
@@ -110,6 +125,14 @@ class Schema(ma.Schema):
         if isinstance(data, dict) and _unencodable(data):
             raise ma.ValidationError({str(key).encode("utf-8", "replace").decode("utf-8"): [UNENCODABLE_TEXT]
                                       for key, value in data.items() if _unencodable(key) or _unencodable(value)})
+        return data
+
+    @ma.post_load
+    def _refuse_dates_outside_years(self, data, **kwargs):
+        if isinstance(data, dict):
+            bad = {key: [YEARS_TEXT] for key, value in data.items() if _outside_years(value)}
+            if bad:
+                raise ma.ValidationError(bad)
         return data
 
 

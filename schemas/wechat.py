@@ -17,12 +17,12 @@ class KeywordReplySchema(Schema):
     @validates_schema
     def _regex_compiles(self, data, **kwargs):
         if data.get("match") == "regex":
-            import re
+            from server.wechat.staff_regex import compile_pattern, error
 
             try:
-                re.compile(data.get("keyword", ""))
-            except re.error:
-                raise ValidationError({"keyword": ["正则表达式无效"]})
+                compile_pattern(data.get("keyword", ""))
+            except error:  # (RE2: no backreferences or look-arounds; see server/wechat/staff_regex.py)
+                raise ValidationError({"keyword": ["正则表达式无效（不支持反向引用和前后查找）"]})
 
 
 class KeywordReplyPatchSchema(KeywordReplySchema):

@@ -89,6 +89,12 @@ RETRY_AFTER_BUSY = 2
 _UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
 
 
+def _sqlite_busy(orig: BaseException | None) -> bool:
+    import sqlite3
+
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(("database is locked", "database is busy"))
+
+
 def backend_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` says the database or Redis cannot serve right now rather than that the request went
     wrong: no connection could be made (refused, too many connections), the connection pool's wait ran out, or
@@ -104,6 +110,8 @@ def backend_unavailable(exc: BaseException) -> bool:
         state = getattr(exc.orig, "sqlstate", None) or ""
         if exc.connection_invalidated or state.startswith(_UNAVAILABLE_SQLSTATES):
             return True
+        if isinstance(exc, OperationalError) and _sqlite_busy(exc.orig):
+            return True  # the embedded SQLite's write lock was held past its busy timeout
         # No server answered at all (refused, unreachable): a failed connect, without a statement or SQLSTATE.
         return isinstance(exc, OperationalError) and exc.statement is None and not state
     return False

@@ -131,6 +131,9 @@ def _clean_state(request, app):
         claims = app.extensions["unionhub"].get("wx_claims")
         if claims is not None:  # it keeps in mind when it last set the push log's drain flag
             claims.forget_drain_flag()
+        from handlers.wechat.router import invalidate_keyword_cache
+
+        invalidate_keyword_cache()  # the process's copy of the (now emptied) keyword replies
         sim = request.getfixturevalue("simulator")
         sim.app.extensions["simulator"].reset()
         ctx.pop()

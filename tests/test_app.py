@@ -116,6 +116,38 @@ def test_text_that_cannot_be_utf8_is_refused_with_the_field_named(client):
     assert client.get(f"/api/v1/orgs?parent_id={2**31}").get_json()["code"] == "validation_error"
 
 
+def test_json_bodies_no_parser_can_read_are_a_400(client):
+    """Found by fuzzing: webargs answers only syntax errors; these went past it as a 500."""
+    for body in ('{"username": ' + "9" * 5000 + ', "password": "x"}',  # over Python's 4,300-digit int limit
+                 "[" * 5000 + "]" * 5000,  # the decoder's recursion
+                 '{"username": "a", "password": ' + "[" * 40 + "]" * 40 + "}"):  # deeper than MAX_JSON_DEPTH
+        response = client.post("/api/admin/v1/auth/login", data=body, content_type="application/json")
+        assert response.status_code == 400, body[:40]
+        assert response.get_json()["code"] == "bad_request"
+
+
+def test_dates_outside_the_years_a_request_may_name_are_refused():
+    """Found by fuzzing: year 1 or 9999 overflowed in a time zone conversion or a day added (500)."""
+    from marshmallow import ValidationError, fields
+
+    from schemas import Schema
+
+    class Probe(Schema):
+        at = fields.DateTime()
+        on = fields.Date()
+        days = fields.List(fields.Date())
+
+    assert Probe().load({"at": "2026-03-01T09:00:00+08:00", "on": "1960-05-04"})["on"].year == 1960
+    for body, field in (({"at": "9999-12-31T23:59:59-08:00"}, "at"), ({"on": "0001-01-01"}, "on"),
+                        ({"days": ["2026-01-01", "2101-01-01"]}, "days")):
+        try:
+            Probe().load(body)
+        except ValidationError as err:
+            assert err.messages == {field: ["日期应在1900年至2100年之间"]}
+        else:
+            raise AssertionError(f"{body} accepted")
+
+
 def test_orgs_list_filters(client):
     city = create_org(name="测试市总工会", kind="city")
     district = create_org(name="测试区总工会", kind="district", parent=city)

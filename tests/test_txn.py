@@ -100,3 +100,32 @@ def test_committed_runs_again_only_after_a_deadlock_or_serialization_failure(app
     with pytest.raises(IntegrityError):
         committed(work)
     assert len(calls) == 1  # not a transient failure: never run again
+
+
+def test_a_savepoint_on_sqlite_holds_the_write_lock_from_its_begin(app):
+    """A deferred BEGIN, a read, another connection's commit, then a write: SQLite refuses the write at once
+    ("database is locked", found by fuzzing bulk approval). The unit of work takes the write lock when it begins."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from server.errors import backend_unavailable
+    from server.services.txn import begin_savepoint
+
+    engine = app.extensions["unionhub"]["engine"]
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's locking")
+    with begin_savepoint():
+        db.scalar(select(func.count()).select_from(Person))
+        other = sqlite3.connect(engine.url.database, timeout=0)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                other.execute("INSERT INTO people (oa_openid, oa_subscribed, created_at, updated_at) "
+                              "VALUES ('o-other', 1, '2026-01-01', '2026-01-01')")
+        finally:
+            other.close()
+        _person("o-savepoint")  # the request's own write goes through
+    db.commit()
+    assert db.scalar(select(func.count()).select_from(Person)) == 1
+    busy = OperationalError("INSERT ...", {}, sqlite3.OperationalError("database is locked"))
+    assert backend_unavailable(busy)  # past the busy timeout: 503 service_busy, not a 500

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from handlers.common import ID, current_staff, error_responses, login_required
+from handlers.common import Blueprint, ID, current_staff, error_responses, login_required
 from schemas.announcements import (
     AnnouncementInputSchema,
     AnnouncementQuerySchema,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from handlers.common import bearer_token, client_ip, current_staff, error_responses, login_required
+from handlers.common import Blueprint, bearer_token, client_ip, current_staff, error_responses, login_required
 from schemas.auth import StaffLoginResultSchema, StaffLoginSchema, StaffSchema
 from server.services import auth
 

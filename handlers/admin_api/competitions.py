@@ -7,9 +7,8 @@ serialising (the sign-up's locks are held until the commit); see handlers/api/co
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from handlers.common import ID, current_staff, error_responses, login_required
+from handlers.common import Blueprint, ID, current_staff, error_responses, login_required
 from schemas.competitions import (
     ArrivalsSchema,
     TeamInputSchema,

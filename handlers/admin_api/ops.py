@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields
 from rq import Queue, Worker
 from rq.job import Job
 from sqlalchemy import func, select
 
-from handlers.common import current_staff, login_required
+from handlers.common import Blueprint, current_staff, login_required
 from jobs import queues
 from schemas.announcements import OpsQuerySchema
 from schemas.base import Schema

@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from handlers.common import FILE_SCHEMA, ID, current_staff, error_responses, login_required, send_download
+from handlers.common import Blueprint, FILE_SCHEMA, ID, current_staff, error_responses, login_required, send_download
 from schemas.subsidies import (
     ApplicationFilterSchema,
     ApplicationQuerySchema,

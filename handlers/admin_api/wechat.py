@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from handlers.common import ID, current_staff, error_responses, login_required
+from handlers.common import Blueprint, ID, current_staff, error_responses, login_required
 from schemas.wechat import KeywordReplyPatchSchema, KeywordReplySchema, PushQuerySchema, PushSchema
 from server.extensions import db
 from server.models import StaffRole, WechatPush

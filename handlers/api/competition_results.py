@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from handlers.common import ID, bearer_token, current_person, error_responses, login_required
+from handlers.common import Blueprint, ID, bearer_token, current_person, error_responses, login_required
 from schemas.competition_results import AlertsSchema, ObjectionInputSchema, ObjectionSchema, PublicResultsSchema
 from server.services import competition_reminders
 from server.services import competition_results as results

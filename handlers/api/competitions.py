@@ -9,9 +9,8 @@ service still rolls everything back (the commit is never reached).
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from handlers.common import ID, bearer_token, current_person, current_person_id, error_responses, login_required
+from handlers.common import Blueprint, ID, bearer_token, current_person, current_person_id, error_responses, login_required
 from schemas.competitions import (
     CheckInResultSchema,
     CheckInSchema,

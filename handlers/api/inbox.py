@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from handlers.common import ID, current_person, error_responses, login_required
+from handlers.common import Blueprint, ID, current_person, error_responses, login_required
 from schemas.inbox import (InboxMessageSchema, InboxPageSchema, InboxQuerySchema, ReadAllSchema,
                            SubscriptionReportSchema, SubscriptionsSchema)
 from server.services import consent, inbox

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from handlers.common import current_person, error_responses, login_required
+from handlers.common import Blueprint, current_person, error_responses, login_required
 from schemas.me import ProfileSchema, ProfileUpdateSchema
 from schemas.wechat import BindingCodeSchema
 from server.services import profile

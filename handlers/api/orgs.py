@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from handlers.common import Blueprint
 
 from schemas.orgs import OrgQuerySchema, OrgSchema
 from server.services import orgs as org_service

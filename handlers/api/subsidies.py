@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from handlers.common import (
+    Blueprint,
     FILE_SCHEMA,
     ID,
     MultipartParser,

@@ -30,6 +30,9 @@ from typing import Any, Callable
 
 from sqlalchemy import select
 
+from server.wechat.staff_regex import compile_pattern
+from server.wechat.staff_regex import error as staff_regex_error
+
 CONVERSATION_TTL = 300
 CANCEL_WORDS = {"取消", "退出", "cancel"}
 #: ``BotContext(conversation=...)`` default: the conversation state has not been read yet.
@@ -242,9 +245,9 @@ def _keyword_reply_from_db(text: str) -> tuple[int, str] | None:
         ).all()
         compiled = []
         for keyword, match, reply, priority in rows:
-            try:
-                pattern = re.compile(keyword) if match == "regex" else keyword.lower()
-            except re.error:
+            try:  # staff patterns run on RE2: linear time whatever the pattern (server/wechat/staff_regex.py)
+                pattern = compile_pattern(keyword) if match == "regex" else keyword.lower()
+            except staff_regex_error:
                 continue  # a broken staff regex must not break the account
             compiled.append((match, pattern, reply, priority))
         _keyword_cache.update(at=now, rows=compiled)

@@ -44,6 +44,25 @@ def test_keyword_edits_are_guarded(client, world):
     assert_error(client.patch("/api/admin/v1/wechat/keywords/999", headers=bearer(admin), json={"reply": "x"}), 404, "not_found")
 
 
+def test_a_staff_pattern_runs_in_linear_time_and_backreferences_are_refused(client, world):
+    """Staff patterns run on RE2 (found by fuzzing: ``(a+)+$`` made Python's ``re`` take exponential time on a
+    follower's text, 1 s for 24 characters, the worker killed a few characters later)."""
+    admin = staff_login(client, "city_admin")
+    created = client.post("/api/admin/v1/wechat/keywords", headers=bearer(admin),
+                          json={"keyword": "(a+)+$", "match": "regex", "reply": "全是字母a", "priority": 10})
+    assert created.status_code == 201
+    pusher = Pusher(client)
+    assert "没能理解" in reply_text(pusher.post(text_push("oRegex", "a" * 2000 + "!")).plain)  # instantly: no match
+    assert reply_text(pusher.post(text_push("oRegex", "a" * 2000)).plain) == "全是字母a"
+    assert client.post("/api/admin/v1/wechat/keywords", headers=bearer(admin),
+                       json={"keyword": "^(会费|党费)", "match": "regex", "reply": "x"}).status_code == 201
+    for backtracking_only in (r"(a)\1", "会费(?=标准)"):
+        body = assert_error(client.post("/api/admin/v1/wechat/keywords", headers=bearer(admin),
+                                        json={"keyword": backtracking_only, "match": "regex", "reply": "x"}),
+                            422, "validation_error")
+        assert "正则" in body["errors"]["keyword"][0]
+
+
 def test_push_log_for_city_admins(client, world, run_jobs):
     Pusher(client).post(text_push("oSeen", "帮助"))
     run_jobs()

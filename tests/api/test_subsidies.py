@@ -344,6 +344,10 @@ def test_no_input_gives_a_server_error(client, world):
         ("post", f"/api/admin/v1/subsidy/applications/{app['id']}/decision",
          {"decision": "approve", "amount_fen": 10**15}, staff),
         ("get", f"/api/admin/v1/subsidy/applications?org_id={huge}&program_id=-5", None, staff),
+        ("get", "/api/admin/v1/subsidy/applications?date_to=0001-01-01", None, staff),  # (found by fuzzing)
+        ("get", "/api/admin/v1/subsidy/applications?date_from=9999-12-31", None, staff),
+        ("patch", f"/api/admin/v1/subsidy/programs/{world.program.id}", {"window_end": "9999-12-31T23:59:59-08:00"},
+         staff),
         ("patch", f"/api/admin/v1/subsidy/programs/{world.program.id}", {"budget_fen": 10**12}, staff),
         ("patch", f"/api/admin/v1/subsidy/programs/{world.program.id}",
          {"eligibility": {"org_ids": [huge]}, "required_documents": {"skill": ["a\x00"]}}, staff),
