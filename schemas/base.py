@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 
 import marshmallow as ma
@@ -74,23 +75,31 @@ def no_control_chars(value) -> None:
 #: The largest database id (PostgreSQL's integer): a larger number in a request is refused, never sent to the database.
 MAX_ID = 2**31 - 1
 UNENCODABLE_TEXT = "包含无法识别的字符"
+CONTROL_TEXT = "不能包含控制字符"
 
 
-def _unencodable(value) -> bool:
-    """Text that cannot be written as UTF-8: a lone surrogate, which JSON's ``\\ud800``-``\\udfff`` escapes can carry."""
-    if isinstance(value, str):
-        if value.isascii():
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_unencodable(k) or _unencodable(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_unencodable(v) for v in value)
-    return False
+def _text_problem(value) -> str | None:
+    """What makes text in a request unusable anywhere, in any field: a lone surrogate (JSON's ``\\ud800``-``\\udfff``
+    escapes can carry one; it cannot be stored or echoed as UTF-8) or a NUL (PostgreSQL cannot store or compare
+    one, even in a query's filter).  Walks lists and objects iteratively."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return CONTROL_TEXT
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return UNENCODABLE_TEXT
+        elif isinstance(item, Mapping):
+            for key in item:
+                stack.append(key)
+                stack.append(item[key])
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return None
 
 
 #: Dates and times a request may carry: anything outside is a typing slip, and near Python's own limits (years 1 and
@@ -108,8 +117,8 @@ def _outside_years(value) -> bool:
 
 
 class Schema(ma.Schema):
-    """Base for every schema: unknown fields are an error, not silently dropped; text that cannot be stored or
-    echoed as UTF-8 (a lone surrogate) is refused before anything reads it; dates outside ``YEARS`` are refused."""
+    """Base for every schema: unknown fields are an error, not silently dropped; text no field can use (a lone
+    surrogate, a NUL) is refused before anything reads it; dates outside ``YEARS`` are refused."""
 
     class Meta:
         unknown = ma.RAISE
@@ -121,10 +130,14 @@ class Schema(ma.Schema):
     }
 
     @ma.pre_load
-    def _refuse_unencodable_text(self, data, **kwargs):
-        if isinstance(data, dict) and _unencodable(data):
-            raise ma.ValidationError({str(key).encode("utf-8", "replace").decode("utf-8"): [UNENCODABLE_TEXT]
-                                      for key, value in data.items() if _unencodable(key) or _unencodable(value)})
+    def _refuse_unusable_text(self, data, **kwargs):
+        if isinstance(data, Mapping) and _text_problem(data):
+            bad = {}
+            for key in data:
+                problem = _text_problem(key) or _text_problem(data[key])
+                if problem:
+                    bad[str(key).encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")] = [problem]
+            raise ma.ValidationError(bad)
         return data
 
     @ma.post_load
