@@ -63,19 +63,19 @@ def value_range(min=None, max=None) -> ma.validate.Range:
     return ma.validate.Range(min=min, max=max, error=msg)
 
 
+CONTROL_TEXT = "不能包含控制字符"
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def no_control_chars(value) -> None:
     """Refuse NUL and other control characters in text (PostgreSQL cannot store NUL; nobody types the rest)."""
     if isinstance(value, str) and _CONTROL_CHARS.search(value):
-        raise ma.ValidationError("不能包含控制字符")
+        raise ma.ValidationError(CONTROL_TEXT)
 
 
 #: The largest database id (PostgreSQL's integer): a larger number in a request is refused, never sent to the database.
 MAX_ID = 2**31 - 1
 UNENCODABLE_TEXT = "包含无法识别的字符"
-CONTROL_TEXT = "不能包含控制字符"
 
 
 def _text_problem(value) -> str | None:
@@ -131,13 +131,14 @@ class Schema(ma.Schema):
 
     @ma.pre_load
     def _refuse_unusable_text(self, data, **kwargs):
-        if isinstance(data, Mapping) and _text_problem(data):
+        if isinstance(data, Mapping):
             bad = {}
-            for key in data:
+            for key in data:  # one walk of the input, field by field
                 problem = _text_problem(key) or _text_problem(data[key])
                 if problem:
                     bad[str(key).encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")] = [problem]
-            raise ma.ValidationError(bad)
+            if bad:
+                raise ma.ValidationError(bad)
         return data
 
     @ma.post_load

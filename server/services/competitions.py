@@ -817,17 +817,15 @@ def _claim_after_waiting(competition_id: int, entry_id: int) -> bool:
     row while it waits, and a claimer waits for nothing, so no cycle can form."""
     connection = db.connection()
     params = {"competition_id": competition_id, "entry_id": entry_id}
-    while True:
-        row = _LOWEST_FREE.first(connection, params)
-        if row is None:
-            return False
-        _WAIT_SAVEPOINT["SAVEPOINT"].execute(connection, {})
+    _WAIT_SAVEPOINT["SAVEPOINT"].execute(connection, {})  # one savepoint, rolled back to after each taken place
+    while (row := _LOWEST_FREE.first(connection, params)) is not None:
         if _TAKE_PLACE.first(connection, {**params, "place_no": row[0]}) is not None:
-            _WAIT_SAVEPOINT["RELEASE SAVEPOINT"].execute(connection, {})
-            return True
+            break
         _WAIT_SAVEPOINT["ROLLBACK TO SAVEPOINT"].execute(connection, {})  # the lock on the taken place goes
         if _claim_unclaimed(competition_id, entry_id):  # a place freed meanwhile by a claim that rolled back
-            return True
+            break
+    _WAIT_SAVEPOINT["RELEASE SAVEPOINT"].execute(connection, {})  # (a claimed place stays locked)
+    return row is not None
 
 
 def _claim(competition_id: int, unit: list[CompetitionEntry]) -> bool:
