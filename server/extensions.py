@@ -8,7 +8,7 @@ of the app's configuration; ``teardown_appcontext`` removes it.
 from __future__ import annotations
 
 import logging
-import secrets
+import random
 import time
 
 from flask import current_app
@@ -102,7 +102,10 @@ def handle_stale_connections(engine: Engine, idle: float = PING_AFTER_IDLE_SECON
 
 def request_id(given: str | None) -> str:
     """The id a response carries in ``X-Request-ID``: the proxy's when it sent a short, printable one (it is
-    echoed), else a new one (``uuid4().hex`` without the UUID object)."""
+    echoed), else a new one: 128 random bits in hex, as ``uuid4().hex`` but from the process's
+    ``random`` generator (seeded from the OS, and again in every forked worker).  An id only has to
+    be unique, not secret, and ``os.urandom`` is a system call that lets go of the GIL: on a busy
+    threaded worker every such call can hand the interpreter to another thread and wait to get it back."""
     if given and len(given) <= 200 and given.isprintable():
         return given
-    return secrets.token_hex(16)
+    return "%032x" % random.getrandbits(128)

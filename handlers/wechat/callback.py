@@ -82,8 +82,12 @@ def _query(environ: dict) -> dict[str, str]:
     raw = environ.get("QUERY_STRING") or ""
     if not raw.isascii():  # WSGI passes the raw bytes as latin-1
         raw = raw.encode("latin-1").decode("utf-8", "replace")
+    if "%" in raw or "+" in raw:  # escapes: the standard library decodes them
+        pairs = parse_qsl(raw, keep_blank_values=True)
+    else:  # WeChat's own query strings (digits, letters, "_"): split, as parse_qsl would
+        pairs = [part.partition("=")[::2] for part in raw.split("&") if part]
     args: dict[str, str] = {}
-    for name, value in parse_qsl(raw, keep_blank_values=True):
+    for name, value in pairs:
         args.setdefault(name, value)
     return args
 

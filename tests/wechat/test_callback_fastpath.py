@@ -110,3 +110,24 @@ def test_a_request_without_database_work_opens_no_session(client, monkeypatch):
     db.remove()
     assert client.get("/healthz").status_code == 200
     assert opened == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_query_string_reads_as_parse_qsl_reads_it(seed):
+    """The callback splits WeChat's plain query strings itself; whatever the string, the first value of each
+    name is what ``urllib.parse.parse_qsl`` gives (escapes, "+", blanks and repeats included)."""
+    import random
+    from urllib.parse import parse_qsl
+
+    from handlers.wechat.callback import _query
+
+    rng = random.Random(seed)
+    alphabet = "ab1_=&%2B+"
+    for _ in range(3000):
+        raw = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        expected: dict = {}
+        for name, value in parse_qsl(raw, keep_blank_values=True):
+            expected.setdefault(name, value)
+        assert _query({"QUERY_STRING": raw}) == expected, raw
+    assert _query({"QUERY_STRING": "signature=ab12&timestamp=1700000000&nonce=9&openid=o_x-Y&encrypt_type=aes"}) == {
+        "signature": "ab12", "timestamp": "1700000000", "nonce": "9", "openid": "o_x-Y", "encrypt_type": "aes"}
