@@ -25,9 +25,8 @@ import base64
 import binascii
 import hmac
 import re
-import os
+import secrets
 import struct
-import threading
 import time
 from xml.etree import ElementTree
 
@@ -127,43 +126,11 @@ _ENVELOPE = (
 )
 
 
-class _RandomPrefixes:
-    """The 16 random characters that lead every encrypted reply, from the OS's CSPRNG a block at a time.
-
-    One ``os.urandom`` call per reply is a system call that lets go of the GIL, and on a busy threaded
-    worker getting it back can cost a wait behind another thread; a block of 4 KiB serves 512 replies.
-    Each prefix is taken once (under a lock), and a forked worker starts with an empty block of its own.
-    """
-
-    BLOCK = 4096
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._block = b""
-        self._at = 0
-        os.register_at_fork(after_in_child=self._forget)
-
-    def _forget(self) -> None:
-        self._lock = threading.Lock()
-        self._block, self._at = b"", 0
-
-    def take(self) -> str:
-        with self._lock:
-            if self._at + 8 > len(self._block):
-                self._block, self._at = os.urandom(self.BLOCK), 0
-            start = self._at
-            self._at = start + 8
-        return self._block[start:start + 8].hex()  # 16 characters, as WeChat's own samples use
-
-
-_prefixes = _RandomPrefixes()
-
-
 class _PrpCrypto(PrpCrypto):
-    """wechatpy's cipher with the reply's random prefix from the OS's CSPRNG instead of ``random``."""
+    """wechatpy's cipher with the reply's random prefix from ``secrets`` instead of ``random``."""
 
     def get_random_string(self) -> str:
-        return _prefixes.take()
+        return secrets.token_hex(8)  # 16 characters, as WeChat's own samples use
 
 
 class MessageCrypto:

@@ -81,27 +81,6 @@ def test_reply_prefix_is_random_per_message():
     assert first != second
 
 
-def test_reply_prefixes_are_never_reused_and_a_forked_worker_draws_its_own():
-    import os
-
-    from server.wechat import wire
-
-    prefixes = wire._RandomPrefixes()
-    taken = [prefixes.take() for _ in range(3 * wire._RandomPrefixes.BLOCK // 8 + 5)]  # across block refills
-    assert len(set(taken)) == len(taken) and all(len(p) == 16 and int(p, 16) >= 0 for p in taken)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child must not hand out what is left of the parent's block
-        os.write(write, prefixes.take().encode())
-        os._exit(0)
-    os.waitpid(pid, 0)
-    child = os.read(read, 16).decode()
-    os.close(read)
-    os.close(write)
-    parent_next = prefixes.take()
-    assert child != parent_next and child not in taken
-
-
 def test_malformed_xml_raises():
     for raw in (b"not xml", b"<xml><A>1</A>", b"<xml><A>&undefined;</A></xml>"):
         with pytest.raises(ValueError):
